@@ -1,0 +1,40 @@
+"""One base exception for Bocage and small subclasses that carry data."""
+
+from __future__ import annotations
+
+
+class BocageError(Exception):
+    """Base of every error Bocage raises on purpose (the CLI prints these without traceback)."""
+
+
+class ConfigError(BocageError):
+    """A configuration file or environment variable is invalid.
+
+    ``field`` names the offending setting (dotted path) when it is known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
+        self.field = field
+        self.source = source
+        where = f" in {source}" if source else ""
+        at = f" (field `{field}`)" if field else ""
+        super().__init__(f"invalid configuration{where}{at}: {message}")
+
+
+class UnreachableError(BocageError):
+    """A server Bocage needs (NATS, ClickHouse) cannot be reached."""
+
+    def __init__(self, what: str, url: str, reason: str):
+        self.what = what
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach {what} at {url}: {reason}")
+
+
+class RejectedReading(BocageError):
+    """A reading refused at the edge; ``reason`` is the counter label it is counted under."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -1,0 +1,381 @@
+//! Column codecs: a column is one strategy tag byte followed by that strategy's payload.
+//! The value count `n` is known from the enclosing structure (frame series record or the
+//! standalone header), never from the payload alone.
+use crate::bytes::{put_varint, unzigzag, zigzag, Reader};
+use crate::error::{Error, Result};
+
+/// Most values one column (and one frame) may hold; bounds every allocation a decoder makes.
+pub const MAX_VALUES: usize = 1 << 22;
+
+/// Decoded values of a column, kind preserved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F64(v) => v.len(),
+            Values::I64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn as_ref(&self) -> ValuesRef<'_> {
+        match self {
+            Values::F64(v) => ValuesRef::F64(v),
+            Values::I64(v) => ValuesRef::I64(v),
+        }
+    }
+}
+
+/// Borrowed values handed to an encoder.
+#[derive(Debug, Clone, Copy)]
+pub enum ValuesRef<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+}
+
+impl ValuesRef<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            ValuesRef::F64(v) => v.len(),
+            ValuesRef::I64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// Strategy tags. Integer strategies are 0x00..0x3f, float64 strategies 0x40..0x7f.
+pub const I_RAW: u8 = 0x00;
+pub const I_CONST: u8 = 0x01;
+pub const I_DELTA_ZSTD: u8 = 0x02;
+pub const F_RAW: u8 = 0x40;
+pub const F_CONST: u8 = 0x41;
+pub const F_XOR_ZSTD: u8 = 0x42;
+
+fn check_n(n: usize) -> Result<()> {
+    if n > MAX_VALUES {
+        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+    }
+    Ok(())
+}
+
+fn zstd_compress(raw: &[u8], level: i32) -> Vec<u8> {
+    // Compressing an in-memory buffer with a valid level cannot fail short of allocation failure.
+    zstd::bulk::compress(raw, level).unwrap_or_default()
+}
+
+fn zstd_decompress(data: &[u8], max: usize, what: &str) -> Result<Vec<u8>> {
+    zstd::bulk::decompress(data, max)
+        .map_err(|e| Error::corrupt(format!("{what}: zstd payload invalid ({e})")))
+}
+
+// ---------------------------------------------------------------- integers
+
+pub fn encode_int_column(v: &[i64], out: &mut Vec<u8>) {
+    if v.is_empty() {
+        out.push(I_RAW);
+        return;
+    }
+    if v.iter().all(|&x| x == v[0]) {
+        out.push(I_CONST);
+        put_varint(out, zigzag(v[0]));
+        return;
+    }
+    let mut stream = Vec::with_capacity(v.len() * 2);
+    let mut prev = 0i64;
+    for &x in v {
+        put_varint(&mut stream, zigzag(x.wrapping_sub(prev)));
+        prev = x;
+    }
+    let z = zstd_compress(&stream, 3);
+    if z.len() < v.len() * 8 {
+        out.push(I_DELTA_ZSTD);
+        out.extend_from_slice(&z);
+    } else {
+        out.push(I_RAW);
+        for &x in v {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
+pub fn decode_int_column(data: &[u8], n: usize) -> Result<Vec<i64>> {
+    check_n(n)?;
+    let mut r = Reader::new(data);
+    let tag = r.u8("column tag")?;
+    let out = match tag {
+        I_RAW => {
+            let raw = r.take(n * 8, "raw int column")?;
+            raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+        }
+        I_CONST => {
+            let x = unzigzag(r.varint("constant")?);
+            vec![x; n]
+        }
+        I_DELTA_ZSTD => {
+            let stream = zstd_decompress(r.rest(), n * 10, "delta column")?;
+            r = Reader::new(&[]);
+            let mut s = Reader::new(&stream);
+            let mut out = Vec::with_capacity(n);
+            let mut prev = 0i64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(unzigzag(s.varint("delta")?));
+                out.push(prev);
+            }
+            if !s.is_empty() {
+                return Err(Error::corrupt("delta column has trailing bytes"));
+            }
+            out
+        }
+        t => return Err(Error::corrupt(format!("unknown integer column strategy 0x{t:02x}"))),
+    };
+    if !r.is_empty() {
+        return Err(Error::corrupt(format!("integer column has {} trailing bytes", r.remaining())));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- values
+
+pub fn encode_value_column(v: ValuesRef<'_>, out: &mut Vec<u8>) {
+    match v {
+        ValuesRef::I64(x) => encode_int_column(x, out),
+        ValuesRef::F64(x) => encode_f64_column(x, out),
+    }
+}
+
+fn encode_f64_column(v: &[f64], out: &mut Vec<u8>) {
+    if v.is_empty() {
+        out.push(F_RAW);
+        return;
+    }
+    let b0 = v[0].to_bits();
+    if v.iter().all(|x| x.to_bits() == b0) {
+        out.push(F_CONST);
+        out.extend_from_slice(&b0.to_le_bytes());
+        return;
+    }
+    let mut raw = Vec::with_capacity(v.len() * 8);
+    let mut prev = 0u64;
+    for &x in v {
+        let b = x.to_bits();
+        raw.extend_from_slice(&(b ^ prev).to_le_bytes());
+        prev = b;
+    }
+    let z = zstd_compress(&raw, 3);
+    if z.len() < raw.len() {
+        out.push(F_XOR_ZSTD);
+        out.extend_from_slice(&z);
+    } else {
+        out.push(F_RAW);
+        for &x in v {
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+    }
+}
+
+pub fn decode_value_column(data: &[u8], n: usize) -> Result<Values> {
+    check_n(n)?;
+    let tag = *data.first().ok_or_else(|| Error::corrupt("empty value column"))?;
+    if tag < 0x40 {
+        return Ok(Values::I64(decode_int_column(data, n)?));
+    }
+    let mut r = Reader::new(&data[1..]);
+    let out: Vec<f64> = match tag {
+        F_RAW => {
+            let raw = r.take(n * 8, "raw float column")?;
+            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        }
+        F_CONST => {
+            let x = f64::from_bits(r.u64("constant")?);
+            vec![x; n]
+        }
+        F_XOR_ZSTD => {
+            let raw = zstd_decompress(r.rest(), n * 8, "xor column")?;
+            r = Reader::new(&[]);
+            if raw.len() != n * 8 {
+                return Err(Error::corrupt("xor column decompresses to the wrong size"));
+            }
+            let mut prev = 0u64;
+            raw.chunks_exact(8)
+                .map(|c| {
+                    prev ^= u64::from_le_bytes(c.try_into().unwrap());
+                    f64::from_bits(prev)
+                })
+                .collect()
+        }
+        t => return Err(Error::corrupt(format!("unknown value column strategy 0x{t:02x}"))),
+    };
+    if !r.is_empty() {
+        return Err(Error::corrupt(format!("value column has {} trailing bytes", r.remaining())));
+    }
+    Ok(Values::F64(out))
+}
+
+// ---------------------------------------------------------------- quality
+
+pub const Q_ZERO: u8 = 0;
+pub const Q_RAW: u8 = 1;
+pub const Q_RLE: u8 = 2;
+
+pub fn encode_quality(q: &[u8], out: &mut Vec<u8>) {
+    if q.iter().all(|&b| b == 0) {
+        out.push(Q_ZERO);
+        return;
+    }
+    let mut rle = Vec::new();
+    let mut i = 0;
+    while i < q.len() {
+        let b = q[i];
+        let mut j = i + 1;
+        while j < q.len() && q[j] == b {
+            j += 1;
+        }
+        put_varint(&mut rle, (j - i) as u64);
+        rle.push(b);
+        i = j;
+    }
+    if rle.len() < q.len() {
+        out.push(Q_RLE);
+        out.extend_from_slice(&rle);
+    } else {
+        out.push(Q_RAW);
+        out.extend_from_slice(q);
+    }
+}
+
+pub fn decode_quality(data: &[u8], n: usize) -> Result<Vec<u8>> {
+    check_n(n)?;
+    let mut r = Reader::new(data);
+    let out = match r.u8("quality tag")? {
+        Q_ZERO => vec![0u8; n],
+        Q_RAW => r.take(n, "raw quality column")?.to_vec(),
+        Q_RLE => {
+            let mut out = Vec::with_capacity(n);
+            while out.len() < n {
+                let run = r.varint("quality run")?;
+                let b = r.u8("quality value")?;
+                if run == 0 || run > (n - out.len()) as u64 {
+                    return Err(Error::corrupt("quality run length out of range"));
+                }
+                out.resize(out.len() + run as usize, b);
+            }
+            out
+        }
+        t => return Err(Error::corrupt(format!("unknown quality strategy 0x{t:02x}"))),
+    };
+    if !r.is_empty() {
+        return Err(Error::corrupt(format!("quality column has {} trailing bytes", r.remaining())));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- standalone columns
+
+/// `varint(n) || int column`: the format of `encode_timestamps`.
+pub fn encode_timestamps(ts: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + ts.len());
+    put_varint(&mut out, ts.len() as u64);
+    encode_int_column(ts, &mut out);
+    out
+}
+
+pub fn decode_timestamps(data: &[u8]) -> Result<Vec<i64>> {
+    let mut r = Reader::new(data);
+    let n = r.varint("value count")?;
+    if n > MAX_VALUES as u64 {
+        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+    }
+    decode_int_column(r.rest(), n as usize)
+}
+
+/// `varint(n) || value column`: the format of `encode_values`.
+pub fn encode_values(v: ValuesRef<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + v.len());
+    put_varint(&mut out, v.len() as u64);
+    encode_value_column(v, &mut out);
+    out
+}
+
+pub fn decode_values(data: &[u8]) -> Result<Values> {
+    let mut r = Reader::new(data);
+    let n = r.varint("value count")?;
+    if n > MAX_VALUES as u64 {
+        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+    }
+    decode_value_column(r.rest(), n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt_int(v: &[i64]) {
+        let enc = encode_timestamps(v);
+        assert_eq!(decode_timestamps(&enc).unwrap(), v);
+        let enc = encode_values(ValuesRef::I64(v));
+        assert_eq!(decode_values(&enc).unwrap(), Values::I64(v.to_vec()));
+    }
+
+    fn rt_f64(v: &[f64]) {
+        let enc = encode_values(ValuesRef::F64(v));
+        match decode_values(&enc).unwrap() {
+            Values::F64(d) => {
+                assert_eq!(d.len(), v.len());
+                for (a, b) in d.iter().zip(v) {
+                    assert_eq!(a.to_bits(), b.to_bits());
+                }
+            }
+            other => panic!("kind changed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn int_roundtrips() {
+        rt_int(&[]);
+        rt_int(&[5]);
+        rt_int(&[7; 100]);
+        rt_int(&[i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX]);
+        let v: Vec<i64> = (0..5000).map(|i| 1_700_000_000_000 + i * 1000 + (i * 7919 % 13)).collect();
+        rt_int(&v);
+        let v: Vec<i64> = (0..5000).map(|i| ((i as i64).wrapping_mul(0x9E3779B97F4A7C15u64 as i64))).collect();
+        rt_int(&v);
+    }
+
+    #[test]
+    fn float_roundtrips() {
+        rt_f64(&[]);
+        rt_f64(&[f64::NAN]);
+        rt_f64(&[-0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7ff8_dead_beef_0001)]);
+        let v: Vec<f64> = (0..3000).map(|i| (i as f64 * 0.1).sin() * 100.0).collect();
+        rt_f64(&v);
+        let v: Vec<f64> = (0..3000).map(|i| ((i / 50) as f64) * 0.1).collect();
+        rt_f64(&v);
+    }
+
+    #[test]
+    fn quality_roundtrips() {
+        for q in [vec![], vec![0u8; 10], vec![1, 2, 3], vec![0, 0, 0, 0, 5, 5, 5, 5, 5, 5, 0]] {
+            let mut b = Vec::new();
+            encode_quality(&q, &mut b);
+            assert_eq!(decode_quality(&b, q.len()).unwrap(), q);
+        }
+    }
+
+    #[test]
+    fn hostile_columns_fail_cleanly() {
+        assert!(decode_timestamps(&[]).is_err());
+        assert!(decode_timestamps(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0]).is_err());
+        assert!(decode_values(&[3, 0x42, 1, 2, 3]).is_err());
+        assert!(decode_values(&[3, 0x7f]).is_err());
+        assert!(decode_quality(&[Q_RLE, 0, 1], 3).is_err());
+        assert!(decode_quality(&[Q_RLE, 5, 1], 3).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Bocage's native kernels in plain Rust: the frame codec and its column codecs, grouped
+//! windowed aggregation and a mergeable quantile sketch. The Python bindings live in the
+//! parent crate and only adapt arguments.
+pub mod aggregate;
+pub mod bytes;
+pub mod column;
+pub mod error;
+pub mod frame;
+pub mod sketch;
+
+pub use error::{Error, Result};

@@ -1,0 +1,132 @@
+"""The application factory: ``create_app(settings, *, store, register) -> Litestar``.
+
+The app receives its resources (the store, the register) instead of opening them, so the
+all-in-one process shares one store between services and tests inject a real chDB store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from bocage.api import dashboard, routes
+from bocage.api.problems import http_exception_to_problem, internal_error_to_problem
+from bocage.api.settings import ApiSettings
+from bocage.core.register import Register
+from bocage.indicators import Indicators, IndicatorsSettings, QueryStore
+
+API_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the route handlers use, held in ``app.state.resources``."""
+
+    settings: ApiSettings
+    store: QueryStore
+    register: Register
+    indicators: Indicators
+    metrics_registry: CollectorRegistry
+
+
+class _RequestMetrics(ASGIMiddleware):
+    """Counts requests and their latency per route template (bounded labels: never the path)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "bocage_api_requests_total",
+            "HTTP requests answered by the API",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "bocage_api_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            self.requests.labels(scope.get("method", ""), route, str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    store: QueryStore,
+    register: Register,
+    metrics_registry: CollectorRegistry | None = None,
+    indicators: IndicatorsSettings | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Litestar:
+    """The Bocage interoperability API.
+
+    ``store`` is a connected :class:`bocage.store.Store` (its lifetime is the caller's);
+    ``register`` the territories, gateways and sensors; ``metrics_registry`` the Prometheus
+    registry ``/metrics`` exposes (a private one when None: pass ``prometheus_client.REGISTRY``
+    to expose the whole process); ``indicators`` the indicator settings (time zone, cache);
+    ``clock`` replaces the current time (tests).
+    """
+    registry = CollectorRegistry() if metrics_registry is None else metrics_registry
+    resources = Resources(
+        settings=settings,
+        store=store,
+        register=register,
+        indicators=Indicators(indicators or IndicatorsSettings(), store, register, clock=clock),
+        metrics_registry=registry,
+    )
+    api_v1 = Router(path="/api/v1", route_handlers=routes.API_V1)
+    return Litestar(
+        route_handlers=[api_v1, *routes.OPS, dashboard.index],
+        state=_state(resources),
+        middleware=[_RequestMetrics(registry)],
+        plugins=[
+            ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=http_exception_to_problem))
+        ],
+        exception_handlers={
+            HTTPException: http_exception_to_problem,
+            Exception: internal_error_to_problem,
+        },
+        openapi_config=OpenAPIConfig(
+            title=f"{settings.title} API",
+            version=API_VERSION,
+            description=(
+                "Territorial indicators with their published definitions, the public sensor"
+                " register, territories, health and metrics."
+            ),
+            path="/schema",
+        ),
+        debug=False,
+    )
+
+
+def _state(resources: Resources) -> Any:
+    from litestar.datastructures import State
+
+    return State({"resources": resources})

@@ -1,0 +1,161 @@
+"""Route handlers of ``/api/v1`` (indicators, territories, sensor register) and operations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bocage.api.problems import bad_parameter, not_found, problem
+from bocage.api.schemas import (
+    CatalogResponse,
+    Health,
+    IndicatorInfo,
+    IndicatorValuesResponse,
+    SensorRegisterEntry,
+    TerritoryInfo,
+)
+from bocage.indicators import Indicator, Period
+
+if TYPE_CHECKING:
+    from bocage.api.app import Resources
+
+def resources(state: State) -> Resources:
+    """The resources ``create_app`` was given."""
+    res: Resources = state["resources"]
+    return res
+
+
+def _parse_date(name: str, raw: str | None) -> date | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise bad_parameter(name, f"expected a date as YYYY-MM-DD, got {raw!r}") from None
+
+
+def period_of(res: Resources, raw_from: str | None, raw_to: str | None) -> Period:
+    """The inclusive local-day period of a query; defaults to the last days up to today."""
+    settings = res.indicators.settings
+    first = _parse_date("from", raw_from)
+    last = _parse_date("to", raw_to)
+    if last is None:
+        last = res.indicators.today() if first is None else first + timedelta(
+            days=settings.default_days - 1
+        )
+    if first is None:
+        first = last - timedelta(days=settings.default_days - 1)
+    if first > last:
+        raise bad_parameter("from", f"{first} is after `to` ({last})")
+    if (last - first).days + 1 > settings.max_days:
+        raise bad_parameter("to", f"the period is longer than {settings.max_days} days")
+    return Period(first, last)
+
+
+def _indicator(res: Resources, indicator_id: str) -> Indicator:
+    indicator = res.indicators.catalog.get(indicator_id)
+    if indicator is None:
+        known = ", ".join(res.indicators.catalog.ids())
+        raise not_found(f"no indicator {indicator_id!r}; the catalog has: {known}")
+    return indicator
+
+
+def _check_territory(res: Resources, territory: str | None) -> None:
+    if territory is not None and res.register.territory(territory) is None:
+        raise not_found(f"no territory {territory!r} in the register")
+
+
+@get("/indicators", summary="Catalog of indicators with their published definitions")
+async def list_indicators(state: State) -> CatalogResponse:
+    """Every indicator: id, title, unit, exact definition, sensors it reads, aggregation."""
+    res = resources(state)
+    return CatalogResponse(
+        timezone=res.indicators.settings.timezone,
+        indicators=[IndicatorInfo.of(i) for i in res.indicators.catalog],
+    )
+
+
+@get("/indicators/{indicator_id:str}", summary="Values of an indicator per territory and day")
+async def indicator_values(
+    state: State,
+    indicator_id: str,
+    territory: Annotated[
+        str | None,
+        Parameter(description="INSEE code of a commune or SIREN of a grouping (its communes too)"),
+    ] = None,
+    from_: Annotated[
+        str | None, Parameter(query="from", description="first local day, YYYY-MM-DD")
+    ] = None,
+    to: Annotated[str | None, Parameter(description="last local day (inclusive), YYYY-MM-DD")] = None,
+) -> IndicatorValuesResponse:
+    """Values per territory and local day, computed from the stored readings."""
+    res = resources(state)
+    indicator = _indicator(res, indicator_id)
+    territory = territory or None
+    period = period_of(res, from_, to)
+    _check_territory(res, territory)
+    values = await res.indicators.values(indicator, territory, period)
+    return IndicatorValuesResponse(
+        indicator=IndicatorInfo.of(indicator),
+        territory=territory,
+        from_=period.first,
+        to=period.last,
+        timezone=res.indicators.settings.timezone,
+        values=values,
+    )
+
+
+@get("/territories", summary="Territories of the pooled stack")
+async def list_territories(state: State) -> list[TerritoryInfo]:
+    """Communes (INSEE code) and groupings (SIREN), with their parent grouping."""
+    return [TerritoryInfo.of(t) for t in resources(state).register.territories]
+
+
+@get("/sensors", summary="Public sensor register")
+async def list_sensors(
+    state: State,
+    territory: Annotated[str | None, Parameter(description="only this territory's sensors")] = None,
+) -> list[SensorRegisterEntry]:
+    """The sensors in public space declared public: purpose, data, retention, legal basis."""
+    res = resources(state)
+    territory = territory or None
+    _check_territory(res, territory)
+    return [
+        SensorRegisterEntry.of(t, g, s)
+        for t, g, s in res.register.sensors()
+        if s.public and (territory is None or t.code == territory)
+    ]
+
+
+@get("/health", summary="Ready when the store answers", include_in_schema=True)
+async def health(state: State) -> Health:
+    """200 when the store answers a trivial query in time, else a 503 problem."""
+    res = resources(state)
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(res.store.query, "SELECT 1"),
+            timeout=res.settings.health_timeout_seconds,
+        )
+    except Exception as exc:  # any failure of the store means "not ready", said plainly
+        reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        raise problem(503, f"the store is not reachable ({reason})") from None
+    return Health(status="ready", store="reachable")
+
+
+@get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: State) -> Response[bytes]:
+    """Prometheus text exposition of the API's registry."""
+    body = generate_latest(resources(state).metrics_registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+API_V1 = [list_indicators, indicator_values, list_territories, list_sensors]
+OPS = [health, metrics]

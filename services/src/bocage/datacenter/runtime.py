@@ -1,0 +1,118 @@
+"""Run datacenter services — ingest, indicators, API — alone or all in one process.
+
+The all-in-one mode exists because embedded chDB allows one process per data directory: the
+services then share one :class:`~bocage.store.Store`. In production each service runs in its own
+process or pod against a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Final, Literal
+
+import uvicorn
+
+from bocage.core.connection import connect_nats
+from bocage.core.errors import BocageError
+from bocage.core.logs import get_logger
+from bocage.core.streams import ensure_streams
+from bocage.datacenter.settings import DatacenterSettings
+from bocage.store import Store
+
+Service = Literal["ingest", "indicators", "api"]
+SERVICES: Final[tuple[Service, ...]] = ("ingest", "indicators", "api")
+
+log = get_logger("bocage.datacenter")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the datacenter owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """Set ``stop`` on SIGINT/SIGTERM so every service ends cleanly (no traceback on Ctrl-C)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+class Datacenter:
+    """The services of one datacenter process, sharing a store and a NATS connection."""
+
+    def __init__(self, settings: DatacenterSettings, services: tuple[Service, ...] = SERVICES):
+        self.settings = settings
+        self.services = services
+        self.store: Store | None = None
+        self.ready = asyncio.Event()
+        """Set once every selected service has started (the API is listening)."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop each service gracefully."""
+        settings = self.settings
+        store = await asyncio.to_thread(Store.connect, settings.store)
+        self.store = store
+        try:
+            applied = await asyncio.to_thread(store.migrate)
+            if applied:
+                log.info("migrations applied", versions=",".join(applied))
+            await asyncio.to_thread(store.sync_register, settings.register)
+            async with asyncio.TaskGroup() as group:
+                await self._start(group, store, stop)
+                self.ready.set()
+                log.info("datacenter running", services=",".join(self.services))
+        finally:
+            await asyncio.to_thread(store.close)
+
+    async def _start(self, group: asyncio.TaskGroup, store: Store, stop: asyncio.Event) -> None:
+        settings = self.settings
+        if "ingest" in self.services:
+            from bocage.ingest import Ingestor
+
+            nc = await connect_nats(settings.nats.url, name="bocage-ingest", credentials=settings.nats.credentials)
+            await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
+            ingestor = Ingestor(settings.ingest, store, settings.register, nc)
+
+            async def ingest() -> None:
+                try:
+                    await ingestor.run(stop)
+                finally:
+                    await nc.drain()
+
+            group.create_task(ingest(), name="ingest")
+        if "indicators" in self.services:
+            from bocage.indicators import IndicatorService
+
+            group.create_task(IndicatorService(settings.indicators, store).run(stop), name="indicators")
+        if "api" in self.services:
+            from bocage.api import create_app
+
+            app = create_app(settings.api, store=store, register=settings.register)
+            server = _ApiServer(
+                uvicorn.Config(
+                    app, host=settings.api.host, port=settings.api.port, log_config=None,
+                    access_log=False, lifespan="on",
+                )
+            )
+
+            async def serve_api() -> None:
+                task = asyncio.create_task(server.serve())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                server.should_exit = True
+                stopper.cancel()
+                await task
+
+            api_task = group.create_task(serve_api(), name="api")
+            # ready means listening: wait for uvicorn's bind (or its failure, e.g. port in use)
+            while not server.started and not api_task.done() and not stop.is_set():
+                await asyncio.sleep(0.05)
+            if not server.started and not stop.is_set():
+                raise BocageError(f"the API could not listen on {settings.api.host}:{settings.api.port}")

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS {db}.quarantine
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(received_at)
 ORDER BY (territory, received_at)
-TTL toDateTime(received_at) + toIntervalDay(180);
+TTL toDateTime(received_at) + toIntervalDay(180)
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS {db}.alarms
 (

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import bocage_native
 import numpy as np
 
+import bocage_native
 from bocage.edge.reading import Reading
 
 SeriesKey = tuple[str, str]
@@ -36,7 +36,7 @@ class Batch:
 
     __slots__ = ("readings", "series", "watermarks")
 
-    def __init__(self, series: list[SeriesColumns], readings: int):
+    def __init__(self, series: list[SeriesColumns], readings: int) -> None:
         self.series = series
         self.readings = readings
         self.watermarks: dict[SeriesKey, int] = {
@@ -58,7 +58,7 @@ def encode(
 class Batcher:
     """Accumulates readings per series; :meth:`add` returns a :class:`Batch` when one closes."""
 
-    def __init__(self, max_readings: int, max_age_s: float):
+    def __init__(self, max_readings: int, max_age_s: float) -> None:
         self.max_readings = max_readings
         self.max_age_s = max_age_s
         self.columns: dict[SeriesKey, _Column] = {}

@@ -89,7 +89,7 @@ class Counters:
 class CountersCollector(Collector):
     """Exposes a :class:`Counters` as ``bocage_edge_*`` Prometheus metrics."""
 
-    def __init__(self, counters: Counters, *, territory: str, gateway: str):
+    def __init__(self, counters: Counters, *, territory: str, gateway: str) -> None:
         self.counters = counters
         self.labels = {"territory": territory, "gateway": gateway}
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+import bocage_native
 from bocage.core.events import Alarm
 from bocage.core.register import SENSOR_KINDS, MetricSpec, SensorKind
 from bocage.edge.counters import Counters
@@ -44,7 +45,7 @@ class _Series:
         "window_values",
     )
 
-    def __init__(self, spec: MetricSpec, config: MetricFilter):
+    def __init__(self, spec: MetricSpec, config: MetricFilter) -> None:
         self.spec = spec
         self.config = config
         self.low = spec.min if config.min is None else config.min
@@ -78,7 +79,7 @@ class Filters:
         gateway: str,
         emit: Callable[[Reading], None],
         alarm: Callable[[Alarm], None],
-    ):
+    ) -> None:
         self.kinds: dict[str, SensorKind] = {s: SENSOR_KINDS[k] for s, k in sensors.items()}
         self.config = config
         self.counters = counters
@@ -136,10 +137,13 @@ class Filters:
                 counters.filtered["duplicate"] += 1
                 return False
             state.recent.append(t)
-        if config.min_interval_s and state.last_kept_ms is not None:
-            if abs(t - state.last_kept_ms) < config.min_interval_s * 1000:
-                counters.filtered["rate_limited"] += 1
-                return False
+        if (
+            config.min_interval_s
+            and state.last_kept_ms is not None
+            and abs(t - state.last_kept_ms) < config.min_interval_s * 1000
+        ):
+            counters.filtered["rate_limited"] += 1
+            return False
         state.last_kept_ms = t
         if config.deadband and state.last_sent_ms is not None:
             fresh = t - state.last_sent_ms < config.heartbeat_s * 1000
@@ -214,8 +218,6 @@ def window_value(spec: MetricSpec, ts: np.ndarray, values: np.ndarray, window_ms
     Gauges keep their time-weighted mean (robust to irregular sampling), counters their last
     value (so increases stay exact), states their last value. Computed by the native kernels.
     """
-    import bocage_native
-
     series_ids = np.zeros(len(ts), dtype=np.int64)
     result = bocage_native.aggregate(series_ids, ts, values, window_ms)
     column = "time_weighted_mean" if spec.kind == "gauge" else "last"

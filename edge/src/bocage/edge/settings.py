@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from bocage.core.register import SENSOR_KINDS
+from bocage.core.subjects import valid_token
 
 if TYPE_CHECKING:
     SensorKindName = str
@@ -50,8 +51,6 @@ class GatewaySection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     longitude: float = 2.4
 
     def __post_init__(self) -> None:
-        from bocage.core.subjects import valid_token
-
         for what, token in (("id", self.id), ("territory", self.territory)):
             if not valid_token(token):
                 raise ValueError(f"gateway {what} {token!r} must match [A-Za-z0-9_-]{{1,64}}")
@@ -86,6 +85,9 @@ class SpoolSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     fsync_interval_s: float = 1.0
     compact_window_s: float = 900.0
     """Window of the aggregates old raw frames are compacted into when the budget is reached."""
+    debug_split_append_s: float = 0.0
+    """Fault injection for the crash tests only: write each record in two halves with this
+    pause between them, so that a kill -9 can land mid-append. Leave at 0."""
 
     def __post_init__(self) -> None:
         if self.budget_bytes < 256 * 1024:

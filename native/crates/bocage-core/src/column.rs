@@ -1,7 +1,7 @@
 //! Column codecs: a column is one strategy tag byte followed by that strategy's payload.
 //! The value count `n` is known from the enclosing structure (frame series record or the
 //! standalone header), never from the payload alone.
-use crate::bytes::{put_varint, unzigzag, zigzag, Reader};
+use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
 
 /// Most values one column (and one frame) may hold; bounds every allocation a decoder makes.
@@ -51,14 +51,6 @@ impl ValuesRef<'_> {
     }
 }
 
-// Strategy tags. Integer strategies are 0x00..0x3f, float64 strategies 0x40..0x7f.
-pub const I_RAW: u8 = 0x00;
-pub const I_CONST: u8 = 0x01;
-pub const I_DELTA_ZSTD: u8 = 0x02;
-pub const F_RAW: u8 = 0x40;
-pub const F_CONST: u8 = 0x41;
-pub const F_XOR_ZSTD: u8 = 0x42;
-
 fn check_n(n: usize) -> Result<()> {
     if n > MAX_VALUES {
         return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
@@ -66,118 +58,22 @@ fn check_n(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn zstd_compress(raw: &[u8], level: i32) -> Vec<u8> {
-    // Compressing an in-memory buffer with a valid level cannot fail short of allocation failure.
-    zstd::bulk::compress(raw, level).unwrap_or_default()
-}
-
-fn zstd_decompress(data: &[u8], max: usize, what: &str) -> Result<Vec<u8>> {
-    zstd::bulk::decompress(data, max)
-        .map_err(|e| Error::corrupt(format!("{what}: zstd payload invalid ({e})")))
-}
-
-// ---------------------------------------------------------------- integers
-
+/// Integer column (timestamps, int64 values): see `intcodec`.
 pub fn encode_int_column(v: &[i64], out: &mut Vec<u8>) {
-    if v.is_empty() {
-        out.push(I_RAW);
-        return;
-    }
-    if v.iter().all(|&x| x == v[0]) {
-        out.push(I_CONST);
-        put_varint(out, zigzag(v[0]));
-        return;
-    }
-    let mut stream = Vec::with_capacity(v.len() * 2);
-    let mut prev = 0i64;
-    for &x in v {
-        put_varint(&mut stream, zigzag(x.wrapping_sub(prev)));
-        prev = x;
-    }
-    let z = zstd_compress(&stream, 3);
-    if z.len() < v.len() * 8 {
-        out.push(I_DELTA_ZSTD);
-        out.extend_from_slice(&z);
-    } else {
-        out.push(I_RAW);
-        for &x in v {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
+    crate::intcodec::encode_ints(v, out)
 }
 
 pub fn decode_int_column(data: &[u8], n: usize) -> Result<Vec<i64>> {
     check_n(n)?;
-    let mut r = Reader::new(data);
-    let tag = r.u8("column tag")?;
-    let out = match tag {
-        I_RAW => {
-            let raw = r.take(n * 8, "raw int column")?;
-            raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
-        }
-        I_CONST => {
-            let x = unzigzag(r.varint("constant")?);
-            vec![x; n]
-        }
-        I_DELTA_ZSTD => {
-            let stream = zstd_decompress(r.rest(), n * 10, "delta column")?;
-            r = Reader::new(&[]);
-            let mut s = Reader::new(&stream);
-            let mut out = Vec::with_capacity(n);
-            let mut prev = 0i64;
-            for _ in 0..n {
-                prev = prev.wrapping_add(unzigzag(s.varint("delta")?));
-                out.push(prev);
-            }
-            if !s.is_empty() {
-                return Err(Error::corrupt("delta column has trailing bytes"));
-            }
-            out
-        }
-        t => return Err(Error::corrupt(format!("unknown integer column strategy 0x{t:02x}"))),
-    };
-    if !r.is_empty() {
-        return Err(Error::corrupt(format!("integer column has {} trailing bytes", r.remaining())));
-    }
-    Ok(out)
+    crate::intcodec::decode_ints(data, n)
 }
 
-// ---------------------------------------------------------------- values
-
+/// Value column: integer strategies (tags below 0x40) keep int64, float strategies
+/// (0x40..0x7f) keep float64.
 pub fn encode_value_column(v: ValuesRef<'_>, out: &mut Vec<u8>) {
     match v {
-        ValuesRef::I64(x) => encode_int_column(x, out),
-        ValuesRef::F64(x) => encode_f64_column(x, out),
-    }
-}
-
-fn encode_f64_column(v: &[f64], out: &mut Vec<u8>) {
-    if v.is_empty() {
-        out.push(F_RAW);
-        return;
-    }
-    let b0 = v[0].to_bits();
-    if v.iter().all(|x| x.to_bits() == b0) {
-        out.push(F_CONST);
-        out.extend_from_slice(&b0.to_le_bytes());
-        return;
-    }
-    let mut raw = Vec::with_capacity(v.len() * 8);
-    let mut prev = 0u64;
-    for &x in v {
-        let b = x.to_bits();
-        raw.extend_from_slice(&(b ^ prev).to_le_bytes());
-        prev = b;
-    }
-    let z = zstd_compress(&raw, 3);
-    if z.len() < raw.len() {
-        out.push(F_XOR_ZSTD);
-        out.extend_from_slice(&z);
-    } else {
-        out.push(F_RAW);
-        for &x in v {
-            out.extend_from_slice(&x.to_bits().to_le_bytes());
-        }
+        ValuesRef::I64(x) => crate::intcodec::encode_ints(x, out),
+        ValuesRef::F64(x) => crate::floatcodec::encode_floats(x, out),
     }
 }
 
@@ -185,38 +81,10 @@ pub fn decode_value_column(data: &[u8], n: usize) -> Result<Values> {
     check_n(n)?;
     let tag = *data.first().ok_or_else(|| Error::corrupt("empty value column"))?;
     if tag < 0x40 {
-        return Ok(Values::I64(decode_int_column(data, n)?));
+        Ok(Values::I64(crate::intcodec::decode_ints(data, n)?))
+    } else {
+        Ok(Values::F64(crate::floatcodec::decode_floats(data, n)?))
     }
-    let mut r = Reader::new(&data[1..]);
-    let out: Vec<f64> = match tag {
-        F_RAW => {
-            let raw = r.take(n * 8, "raw float column")?;
-            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-        }
-        F_CONST => {
-            let x = f64::from_bits(r.u64("constant")?);
-            vec![x; n]
-        }
-        F_XOR_ZSTD => {
-            let raw = zstd_decompress(r.rest(), n * 8, "xor column")?;
-            r = Reader::new(&[]);
-            if raw.len() != n * 8 {
-                return Err(Error::corrupt("xor column decompresses to the wrong size"));
-            }
-            let mut prev = 0u64;
-            raw.chunks_exact(8)
-                .map(|c| {
-                    prev ^= u64::from_le_bytes(c.try_into().unwrap());
-                    f64::from_bits(prev)
-                })
-                .collect()
-        }
-        t => return Err(Error::corrupt(format!("unknown value column strategy 0x{t:02x}"))),
-    };
-    if !r.is_empty() {
-        return Err(Error::corrupt(format!("value column has {} trailing bytes", r.remaining())));
-    }
-    Ok(Values::F64(out))
 }
 
 // ---------------------------------------------------------------- quality
@@ -345,7 +213,7 @@ mod tests {
         rt_int(&[i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX]);
         let v: Vec<i64> = (0..5000).map(|i| 1_700_000_000_000 + i * 1000 + (i * 7919 % 13)).collect();
         rt_int(&v);
-        let v: Vec<i64> = (0..5000).map(|i| ((i as i64).wrapping_mul(0x9E3779B97F4A7C15u64 as i64))).collect();
+        let v: Vec<i64> = (0..5000).map(|i| (i as i64).wrapping_mul(0x9E3779B97F4A7C15u64 as i64)).collect();
         rt_int(&v);
     }
 

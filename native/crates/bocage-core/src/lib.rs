@@ -2,8 +2,12 @@
 //! windowed aggregation and a mergeable quantile sketch. The Python bindings live in the
 //! parent crate and only adapt arguments.
 pub mod aggregate;
+pub mod bits;
 pub mod bytes;
 pub mod column;
+pub mod floatcodec;
+pub mod huffman;
+pub mod intcodec;
 pub mod error;
 pub mod frame;
 pub mod sketch;

@@ -10,21 +10,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from litestar import Litestar, Router
-from litestar.exceptions import HTTPException
-from litestar.middleware import ASGIMiddleware
-from litestar.openapi.config import OpenAPIConfig
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bocage.api import dashboard, routes
 from bocage.api.problems import http_exception_to_problem, internal_error_to_problem
 from bocage.api.settings import ApiSettings
 from bocage.core.register import Register
 from bocage.indicators import Indicators, IndicatorsSettings, QueryStore
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 API_VERSION = "1.0.0"
 
@@ -126,7 +125,5 @@ def create_app(
     )
 
 
-def _state(resources: Resources) -> Any:
-    from litestar.datastructures import State
-
+def _state(resources: Resources) -> State:
     return State({"resources": resources})

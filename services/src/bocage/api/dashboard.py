@@ -10,17 +10,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 from html import escape
 
-from litestar import Response, get
-from litestar.datastructures import State
-
 from bocage.api.routes import resources
 from bocage.core.register import Territory
 from bocage.indicators import IndicatorValue, Period
+from litestar import Response, get
+from litestar.datastructures import State
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2a1d;background:#fbfcf8}
 h1{font-size:1.4rem;margin:0 0 .2rem}p{margin:.2rem 0 1rem;color:#556}
-table{border-collapse:collapse;font-size:.9rem}th,td{padding:.35rem .6rem;border-bottom:1px solid #dde}
+table{border-collapse:collapse;font-size:.9rem}
+th,td{padding:.35rem .6rem;border-bottom:1px solid #dde}
 th{text-align:left;vertical-align:bottom;font-weight:600}td.v{text-align:right;white-space:nowrap}
 tr.group td{font-weight:600;background:#eef3e8}small{color:#667}svg{vertical-align:middle}
 a{color:#2d5d2d}

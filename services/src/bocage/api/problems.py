@@ -10,11 +10,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from bocage.core.logs import get_logger
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
-
-from bocage.core.logs import get_logger
 
 log = get_logger("bocage.api")
 
@@ -24,7 +23,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 def problem(
     status: int, detail: str, *, invalid_params: list[dict[str, str]] | None = None
 ) -> ProblemDetailsException:
-    """A problem with ``type`` ``about:blank``: its title is the HTTP status phrase (RFC 9457 §4.2)."""
+    """A problem of type ``about:blank``: its title is the HTTP status phrase (RFC 9457 §4.2)."""
     extra: dict[str, Any] | None = {"invalid_params": invalid_params} if invalid_params else None
     return ProblemDetailsException(
         status_code=status,
@@ -38,7 +37,9 @@ def problem(
 def bad_parameter(name: str, reason: str) -> ProblemDetailsException:
     """400: the query or path parameter ``name`` is invalid (named in detail and invalid_params)."""
     return problem(
-        400, f"invalid parameter `{name}`: {reason}", invalid_params=[{"name": name, "reason": reason}]
+        400,
+        f"invalid parameter `{name}`: {reason}",
+        invalid_params=[{"name": name, "reason": reason}],
     )
 
 

@@ -6,11 +6,6 @@ import asyncio
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated
 
-from litestar import Response, get
-from litestar.datastructures import State
-from litestar.params import Parameter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from bocage.api.problems import bad_parameter, not_found, problem
 from bocage.api.schemas import (
     CatalogResponse,
@@ -21,6 +16,10 @@ from bocage.api.schemas import (
     TerritoryInfo,
 )
 from bocage.indicators import Indicator, Period
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath, QueryParameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
     from bocage.api.app import Resources
@@ -34,12 +33,14 @@ def resources(state: State) -> Resources:
 def _parse_date(name: str, raw: str | None) -> date | None:
     if raw is None or raw == "":
         return None
+    reason = f"expected a date as YYYY-MM-DD, got {raw!r}"
+    # fromisoformat alone would also accept 20250101 or 2025-W01-1: only the documented form
+    if len(raw) != 10:
+        raise bad_parameter(name, reason)
     try:
-        if len(raw) != 10:
-            raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
-        raise bad_parameter(name, f"expected a date as YYYY-MM-DD, got {raw!r}") from None
+        raise bad_parameter(name, reason) from None
 
 
 def period_of(res: Resources, raw_from: str | None, raw_to: str | None) -> Period:
@@ -86,15 +87,19 @@ async def list_indicators(state: State) -> CatalogResponse:
 @get("/indicators/{indicator_id:str}", summary="Values of an indicator per territory and day")
 async def indicator_values(
     state: State,
-    indicator_id: str,
+    indicator_id: FromPath[str],
     territory: Annotated[
         str | None,
-        Parameter(description="INSEE code of a commune or SIREN of a grouping (its communes too)"),
+        QueryParameter(
+            description="INSEE code of a commune or SIREN of a grouping (its communes too)"
+        ),
     ] = None,
     from_: Annotated[
-        str | None, Parameter(query="from", description="first local day, YYYY-MM-DD")
+        str | None, QueryParameter(name="from", description="first local day, YYYY-MM-DD")
     ] = None,
-    to: Annotated[str | None, Parameter(description="last local day (inclusive), YYYY-MM-DD")] = None,
+    to: Annotated[
+        str | None, QueryParameter(description="last local day (inclusive), YYYY-MM-DD")
+    ] = None,
 ) -> IndicatorValuesResponse:
     """Values per territory and local day, computed from the stored readings."""
     res = resources(state)
@@ -122,7 +127,9 @@ async def list_territories(state: State) -> list[TerritoryInfo]:
 @get("/sensors", summary="Public sensor register")
 async def list_sensors(
     state: State,
-    territory: Annotated[str | None, Parameter(description="only this territory's sensors")] = None,
+    territory: Annotated[
+        str | None, QueryParameter(description="only this territory's sensors")
+    ] = None,
 ) -> list[SensorRegisterEntry]:
     """The sensors in public space declared public: purpose, data, retention, legal basis."""
     res = resources(state)

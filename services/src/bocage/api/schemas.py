@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import msgspec
-
 from bocage.core.register import SENSOR_KINDS, Gateway, Sensor, Territory
 from bocage.indicators import Indicator, IndicatorValue
 

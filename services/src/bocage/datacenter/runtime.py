@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from bocage.core.connection import connect_nats
 from bocage.core.errors import BocageError
@@ -26,6 +27,11 @@ Service = Literal["ingest", "indicators", "api"]
 SERVICES: Final[tuple[Service, ...]] = ("ingest", "indicators", "api")
 
 log = get_logger("bocage.datacenter")
+
+
+def _first_cause(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = errors.exceptions[0]
+    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _ApiServer(uvicorn.Server):
@@ -64,10 +70,14 @@ class Datacenter:
             if applied:
                 log.info("migrations applied", versions=",".join(applied))
             await asyncio.to_thread(store.sync_register, settings.register)
-            async with asyncio.TaskGroup() as group:
-                await self._start(group, store, stop)
-                self.ready.set()
-                log.info("datacenter running", services=",".join(self.services))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    await self._start(group, store, stop)
+                    self.ready.set()
+                    log.info("datacenter running", services=",".join(self.services))
+            except BaseExceptionGroup as errors:
+                # one service failing stops the others; report the first cause, not the group
+                raise _first_cause(errors) from None
         finally:
             await asyncio.to_thread(store.close)
 
@@ -90,11 +100,17 @@ class Datacenter:
         if "indicators" in self.services:
             from bocage.indicators import IndicatorService
 
-            group.create_task(IndicatorService(settings.indicators, store).run(stop), name="indicators")
+            service = IndicatorService(
+                settings.indicators, store, settings.register, metrics_registry=REGISTRY
+            )
+            group.create_task(service.run(stop), name="indicators")
         if "api" in self.services:
             from bocage.api import create_app
 
-            app = create_app(settings.api, store=store, register=settings.register)
+            app = create_app(
+                settings.api, store=store, register=settings.register,
+                metrics_registry=REGISTRY, indicators=settings.indicators,
+            )
             server = _ApiServer(
                 uvicorn.Config(
                     app, host=settings.api.host, port=settings.api.port, log_config=None,
@@ -103,12 +119,20 @@ class Datacenter:
             )
 
             async def serve_api() -> None:
-                task = asyncio.create_task(server.serve())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                server.should_exit = True
-                stopper.cancel()
-                await task
+                async def stop_server() -> None:
+                    await stop.wait()
+                    server.should_exit = True
+
+                watcher = asyncio.create_task(stop_server())
+                try:
+                    await server.serve()
+                except SystemExit:  # uvicorn exits the process when it cannot bind
+                    raise BocageError(
+                        f"the API could not listen on {settings.api.host}:{settings.api.port}"
+                        " (port in use?)"
+                    ) from None
+                finally:
+                    watcher.cancel()
 
             api_task = group.create_task(serve_api(), name="api")
             # ready means listening: wait for uvicorn's bind (or its failure, e.g. port in use)

@@ -15,7 +15,12 @@ from typing import Final, Literal
 import msgspec
 
 Method = Literal[
-    "counter_increase", "state_duration", "night_min_flow", "night_flow_over", "availability", "atmo"
+    "counter_increase",
+    "state_duration",
+    "night_min_flow",
+    "night_flow_over",
+    "availability",
+    "atmo",
 ]
 """How an indicator is computed from readings (one SQL query shape per method)."""
 
@@ -72,8 +77,10 @@ class Indicator(msgspec.Struct, frozen=True, kw_only=True):
 
 _COMMON = (
     " Days are local calendar days in the stack's time zone (Europe/Paris unless configured;"
-    " the catalog states it). Only readings of quality 0 (good) are used; readings of one"
-    " sensor and metric with the same time count once, with their highest value."
+    " the catalog states it). Only readings of quality 0 (a measurement) or 1 (an aggregate"
+    " of measurements made by the gateway) are used, not estimated or degraded values;"
+    " readings of one sensor and metric with the same time count once, with their highest"
+    " value."
 )
 
 _COUNTER = (

@@ -25,7 +25,6 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
-
 from bocage.core.register import Register, Territory
 from bocage.indicators.catalog import (
     ATMO_UPPER_BOUNDS,
@@ -84,13 +83,16 @@ def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _dedup(where: str = "AND quality = 0") -> str:
+def _dedup(*, good_only: bool = True) -> str:
     # Readings re-delivered with the same time must count once (ingest should prevent it;
     # indicators must not depend on it): one row per series and time, its highest value.
+    # Quality 0 is a measurement, 1 an aggregate made by the gateway (spool compaction), 2 an
+    # estimated value. Without `good_only` (availability), every metric and quality counts.
+    where = "metric IN {metrics:Array(String)} AND quality <= 1" if good_only else "1"
     return f"""
         SELECT territory, sensor, metric, ts, max(value) AS value
         FROM {_READINGS}
-        WHERE metric IN {{metrics:Array(String)}} {where}
+        WHERE {where}
           AND (territory, sensor) IN {{series:Array(Tuple(String, String))}}
           AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
           AND ts < fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')
@@ -171,7 +173,7 @@ FROM ({_NIGHT_MINIMA}) GROUP BY territory, day
 _AVAILABILITY = f"""
 SELECT territory, toDate(ts, {{tz:String}}) AS day,
        uniqExact(sensor, toStartOfHour(ts, {{tz:String}})) AS present
-FROM ({_dedup(where="")})
+FROM ({_dedup(good_only=False)})
 GROUP BY territory, day
 """
 
@@ -208,6 +210,9 @@ GROUP BY territory, day
 """
 
 
+_CacheKey = tuple[str, str | None, date, date]
+
+
 class Indicators:
     """Computes the catalog's indicators for territories and periods, from the store.
 
@@ -230,8 +235,7 @@ class Indicators:
         self.catalog = catalog or Catalog()
         self.tz = ZoneInfo(settings.timezone)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._cache: OrderedDict[tuple[str, str | None, date, date], tuple[float, list[IndicatorValue]]]
-        self._cache = OrderedDict()
+        self._cache: OrderedDict[_CacheKey, tuple[float, list[IndicatorValue]]] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- territories --------------------------------------------------------------------

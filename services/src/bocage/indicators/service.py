@@ -13,12 +13,11 @@ import contextlib
 import time
 from datetime import timedelta
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
 from bocage.indicators.compute import Indicators, Period, QueryStore
 from bocage.indicators.settings import IndicatorsSettings
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 log = get_logger("bocage.indicators")
 

@@ -11,12 +11,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs published
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 
 READINGS_COLUMNS: tuple[str, ...] = (
-    "territory", "gateway", "sensor", "metric", "ts", "value", "quality", "frame_id", "retention",
+    "territory",
+    "gateway",
+    "sensor",
+    "metric",
+    "ts",
+    "value",
+    "quality",
+    "frame_id",
+    "retention",
 )
 """Columns a batch inserts into ``readings`` (``retention`` is the EPHEMERAL input column)."""
 
@@ -51,7 +59,18 @@ class ReadingsBatch:
         self._metric = _Dictionary()
         self._frame = _Dictionary()
         self._columns: dict[str, list[npt.NDArray[np.generic]]] = {
-            name: [] for name in ("territory", "gateway", "sensor", "metric", "frame", "ts", "value", "quality", "retention")
+            name: []
+            for name in (
+                "territory",
+                "gateway",
+                "sensor",
+                "metric",
+                "frame",
+                "ts",
+                "value",
+                "quality",
+                "retention",
+            )
         }
         self.rows = 0
         self.frame_ids: list[str] = []

@@ -26,16 +26,29 @@ def effective_retention(sensor: Sensor) -> int:
 def register_tables(register: Register) -> dict[str, Table]:
     """Column names and rows of ``territories``, ``gateways``, ``sensors``, ``sensor_metrics``."""
     territories = [(t.code, t.name, t.kind, t.parent) for t in register.territories]
-    gateways = [(g.territory or t.code, g.id, g.name) for t in register.territories for g in t.gateways]
+    gateways = [
+        (g.territory or t.code, g.id, g.name) for t in register.territories for g in t.gateways
+    ]
     sensors = []
     for territory, gateway, sensor in register.sensors():
         kind = SENSOR_KINDS.get(sensor.kind)
-        sensors.append((
-            territory.code, gateway.id, sensor.id, sensor.kind, sensor.name,
-            kind.purpose if kind is not None else "",
-            sensor.personal_data, sensor.legal_basis, sensor.controller, sensor.public,
-            effective_retention(sensor), sensor.latitude, sensor.longitude,
-        ))
+        sensors.append(
+            (
+                territory.code,
+                gateway.id,
+                sensor.id,
+                sensor.kind,
+                sensor.name,
+                kind.purpose if kind is not None else "",
+                sensor.personal_data,
+                sensor.legal_basis,
+                sensor.controller,
+                sensor.public,
+                effective_retention(sensor),
+                sensor.latitude,
+                sensor.longitude,
+            )
+        )
     metrics = [
         (kind.name, m.name, m.unit, m.kind, m.min, m.max)
         for kind in SENSOR_KINDS.values()
@@ -45,8 +58,21 @@ def register_tables(register: Register) -> dict[str, Table]:
         "territories": (["code", "name", "kind", "parent"], territories),
         "gateways": (["territory", "id", "name"], gateways),
         "sensors": (
-            ["territory", "gateway", "id", "kind", "name", "purpose", "personal_data",
-             "legal_basis", "controller", "public", "retention_days", "latitude", "longitude"],
+            [
+                "territory",
+                "gateway",
+                "id",
+                "kind",
+                "name",
+                "purpose",
+                "personal_data",
+                "legal_basis",
+                "controller",
+                "public",
+                "retention_days",
+                "latitude",
+                "longitude",
+            ],
             sensors,
         ),
         "sensor_metrics": (["kind", "metric", "unit", "metric_kind", "min", "max"], metrics),

@@ -22,4 +22,4 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     migrate_on_connect: bool = True
     """Apply pending migrations when a service connects (``bocage migrate`` does it explicitly)."""
     migrations_dir: str = ""
-    """Folder of ``NNNN_name.sql`` files; empty = the copy shipped in the package, else the repo's."""
+    """Folder of ``NNNN_name.sql`` files; empty = the packaged copy, else the repository's."""

@@ -11,10 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
-import pyarrow as pa
-from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs published
 from bocage.core.errors import BocageError, ConfigError, UnreachableError
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
@@ -22,6 +19,8 @@ from bocage.store import migrations
 from bocage.store.batch import READINGS_COLUMNS
 from bocage.store.register_rows import register_tables
 from bocage.store.settings import StoreSettings
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 log = get_logger("bocage.store")
 
@@ -43,7 +42,9 @@ def _chdb_path(dsn: str) -> Path:
     """Data folder of a ``chdb://`` DSN (``chdb:///abs`` or ``chdb://./rel``)."""
     rest = dsn[len("chdb://") :].split("?", 1)[0]
     if not rest or rest == "/":
-        raise ConfigError("a chdb DSN needs a data folder, e.g. chdb://./.bocage/store", field="store.dsn")
+        raise ConfigError(
+            "a chdb DSN needs a data folder, e.g. chdb://./.bocage/store", field="store.dsn"
+        )
     return Path(rest).expanduser().resolve()
 
 
@@ -55,7 +56,7 @@ class Store:
     client is used concurrently. Methods block: call them from asyncio via ``asyncio.to_thread``.
     """
 
-    def __init__(self, settings: StoreSettings, client: Client, *, embedded: bool):
+    def __init__(self, settings: StoreSettings, client: Client, *, embedded: bool) -> None:
         self.settings = settings
         self.database = settings.database
         self.embedded = embedded
@@ -82,7 +83,9 @@ class Store:
                 try:
                     path.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise UnreachableError("ClickHouse (chDB)", dsn, f"cannot create {path}: {exc.strerror}") from None
+                    raise UnreachableError(
+                        "ClickHouse (chDB)", dsn, f"cannot create {path}: {exc.strerror}"
+                    ) from None
                 client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
             elif dsn.startswith(("http://", "https://", "clickhouse://", "clickhouses://")):
                 client = clickhouse_connect.get_client(
@@ -93,13 +96,17 @@ class Store:
                     autogenerate_session_id=False,
                 )
             else:
-                raise ConfigError(f"unsupported DSN {_redact(dsn)!r} (use chdb:// or http(s)://)", field="store.dsn")
+                raise ConfigError(
+                    f"unsupported DSN {_redact(dsn)!r} (use chdb:// or http(s)://)",
+                    field="store.dsn",
+                )
         except OperationalError as exc:
             raise UnreachableError("ClickHouse", _redact(dsn), _reason(exc)) from None
         except ClickHouseError as exc:
             if "different path" in str(exc):
                 raise ConfigError(
-                    "chDB is already open on another data folder in this process (one per process); "
+                    "chDB is already open on another data folder in this process "
+                    "(one per process); "
                     "share one Store between services",
                     field="store.dsn",
                 ) from None
@@ -154,21 +161,34 @@ class Store:
             try:
                 yield
             except OperationalError as exc:
-                raise UnreachableError("ClickHouse", _redact(self.settings.dsn), _reason(exc)) from None
+                raise UnreachableError(
+                    "ClickHouse", _redact(self.settings.dsn), _reason(exc)
+                ) from None
             except ClickHouseError as exc:
                 raise StoreError(f"{what} failed: {_reason(exc)}") from None
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, *, settings: Mapping[str, Any] | None = None) -> None:
+    def command(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         """Run a statement that returns no rows (DDL, INSERT ... SELECT, mutations)."""
         with self._call("command"):
-            self._client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+            self._client.command(
+                sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+            )
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a query; bind values with ``{name:Type}`` placeholders in ``sql``."""
         with self._call("query"):
-            return list(self._client.query(sql, parameters=dict(parameters or {})).result_rows)
+            result = self._client.query(sql, parameters=dict(parameters or {}))
+            return [tuple(row) for row in result.result_rows]
 
-    def query_dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query_dicts(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Rows of a query as dicts keyed by column name."""
         with self._call("query"):
             result = self._client.query(sql, parameters=dict(parameters or {}))
@@ -177,19 +197,37 @@ class Store:
     def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
         """Result of a query as an Arrow table (the cheapest form for large results)."""
         with self._call("query"):
-            return self._client.query_arrow(sql, parameters=dict(parameters or {}), use_strings=True)
+            return self._client.query_arrow(
+                sql, parameters=dict(parameters or {}), use_strings=True
+            )
 
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """First column of the first row (None for an empty result)."""
         rows = self.query(sql, parameters)
         return rows[0][0] if rows else None
 
-    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
-        """Insert a few row-oriented rows (register, quarantine, events — not readings)."""
+    def insert_rows(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert a few row-oriented rows (register, quarantine, events — not readings).
+
+        ``dedup_token`` makes a retried insert a no-op on tables with a deduplication window.
+        """
         if not rows:
             return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else {}
         with self._call(f"insert into {table}"):
-            self._client.insert(self.table(table), list(rows), column_names=list(column_names))
+            self._client.insert(
+                self.table(table),
+                [tuple(r) for r in rows],
+                column_names=list(column_names),
+                settings=settings,
+            )
 
     # -- migrations --------------------------------------------------------------------------
 
@@ -203,17 +241,26 @@ class Store:
         pending = migrations.load(folder)
         self.command(
             f"CREATE TABLE IF NOT EXISTS {self.table('schema_migrations')} "
-            "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "(version UInt32, name String, checksum String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
             "ENGINE = MergeTree ORDER BY version"
         )
-        applied = {int(v): c for v, c in self.query(
-            f"SELECT version, any(checksum) FROM {self.table('schema_migrations')} GROUP BY version"
-        )}
+        applied = {
+            int(v): c
+            for v, c in self.query(
+                "SELECT version, any(checksum) "
+                f"FROM {self.table('schema_migrations')} GROUP BY version"
+            )
+        }
         done: list[int] = []
         for migration in pending:
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
-                    log.warning("migration changed after it was applied", version=migration.version, name=migration.name)
+                    log.warning(
+                        "migration changed after it was applied",
+                        version=migration.version,
+                        name=migration.name,
+                    )
                 continue
             for statement in migration.statements(self.database):
                 self.command(statement)
@@ -222,15 +269,23 @@ class Store:
                 [(migration.version, migration.name, migration.checksum)],
                 ["version", "name", "checksum"],
             )
-            log.info("migration applied", version=migration.version, name=migration.name, database=self.database)
+            log.info(
+                "migration applied",
+                version=migration.version,
+                name=migration.name,
+                database=self.database,
+            )
             done.append(migration.version)
         return done
 
     def applied_migrations(self) -> list[int]:
         """Versions recorded in ``schema_migrations``, ascending."""
-        return [int(r[0]) for r in self.query(
-            f"SELECT DISTINCT version FROM {self.table('schema_migrations')} ORDER BY version"
-        )]
+        return [
+            int(r[0])
+            for r in self.query(
+                f"SELECT DISTINCT version FROM {self.table('schema_migrations')} ORDER BY version"
+            )
+        ]
 
     # -- register ----------------------------------------------------------------------------
 
@@ -250,9 +305,12 @@ class Store:
 
     def retention_days(self) -> dict[tuple[str, str], int]:
         """Effective retention of every registered sensor, keyed by (territory, sensor)."""
-        return {(t, s): int(d) for t, s, d in self.query(
-            f"SELECT territory, id, retention_days FROM {self.table('sensors')}"
-        )}
+        return {
+            (t, s): int(d)
+            for t, s, d in self.query(
+                f"SELECT territory, id, retention_days FROM {self.table('sensors')}"
+            )
+        }
 
     # -- readings ----------------------------------------------------------------------------
 
@@ -270,8 +328,14 @@ class Store:
             settings["insert_deduplication_token"] = dedup_token
         started = time.perf_counter()
         with self._call("insert into readings"):
-            self._client.insert_arrow(self.table("readings"), batch.select(list(READINGS_COLUMNS)), settings=settings)
-        log.debug("readings inserted", rows=batch.num_rows, seconds=round(time.perf_counter() - started, 3))
+            self._client.insert_arrow(
+                self.table("readings"), batch.select(list(READINGS_COLUMNS)), settings=settings
+            )
+        log.debug(
+            "readings inserted",
+            rows=batch.num_rows,
+            seconds=round(time.perf_counter() - started, 3),
+        )
         return int(batch.num_rows)
 
     def stored_frames(self, frames: Iterable[tuple[str, str, int]]) -> dict[str, int]:
@@ -297,12 +361,16 @@ class Store:
         Used for redelivered frames, when the ledger could be behind the readings (a crash
         between the two parts of one INSERT). The time bounds let the primary key prune.
         """
-        return int(self.scalar(
-            f"SELECT count() FROM {self.table('readings')} "
-            "WHERE territory = {t:String} AND ts BETWEEN fromUnixTimestamp64Milli({a:Int64}, 'UTC') "
-            "AND fromUnixTimestamp64Milli({b:Int64}, 'UTC') AND frame_id = {f:String}",
-            {"t": territory, "a": first_ms, "b": last_ms, "f": frame_id},
-        ) or 0)
+        return int(
+            self.scalar(
+                f"SELECT count() FROM {self.table('readings')} "
+                "WHERE territory = {t:String} "
+                "AND ts BETWEEN fromUnixTimestamp64Milli({a:Int64}, 'UTC') "
+                "AND fromUnixTimestamp64Milli({b:Int64}, 'UTC') AND frame_id = {f:String}",
+                {"t": territory, "a": first_ms, "b": last_ms, "f": frame_id},
+            )
+            or 0
+        )
 
 
 def _reason(exc: BaseException) -> str:

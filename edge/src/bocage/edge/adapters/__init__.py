@@ -1,0 +1,44 @@
+"""Adapters: where readings come from (simulator, MQTT/ChirpStack, HTTP push, CSV replay).
+
+An adapter is a :class:`Source`: an object with ``async def run(sink, stop)`` that turns its
+input into :class:`~bocage.edge.reading.Reading` objects and hands them to the :class:`Sink`
+(the agent). Input it cannot understand is reported with ``sink.reject(reason)`` and the
+adapter carries on: a malformed payload never stops a gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from bocage.core.events import Alarm
+from bocage.edge.reading import Reading
+
+
+class Sink(Protocol):
+    """What adapters feed: the agent's filter → batch → spool pipeline."""
+
+    def push(self, reading: Reading) -> None:
+        """One reading (validated and counted by the filters)."""
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        """Input that could not become readings (bad JSON, unknown device...), counted."""
+
+    def alarm(self, alarm: Alarm) -> None:
+        """A device event operators must know now (tamper, fault): sent ahead of data."""
+
+    def watermark(self, sensor: str, metric: str) -> int | None:
+        """Newest time already accepted into the spool for this series (replay resumes
+        after it), or None."""
+
+    async def breathe(self) -> None:
+        """Yield to the event loop (adapters call it every few thousand readings)."""
+
+
+class Source(Protocol):
+    """An adapter instance."""
+
+    name: str
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None:
+        """Produce readings until ``stop`` is set or the input is exhausted."""

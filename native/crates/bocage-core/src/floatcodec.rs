@@ -1,0 +1,333 @@
+//! Float64 column codec (tags 0x40..0x7f). Every strategy is lossless on the bit pattern.
+//!
+//! * `0x40` RAW: `n` little-endian IEEE-754 binary64.
+//! * `0x41` CONST: one binary64, repeated.
+//! * `0x42` DEC (decimals with one exponent): byte `e` (0..=18), varint `x`, then `x` exceptions
+//!   (varint position gap, 8 raw bytes), then an integer column of `n` mantissas `m`; every
+//!   non-exception value is `(m as f64) / 10^e` (one correctly rounded division).
+//! * `0x43` DECK (decimals, exponent per value): varint byte length of an integer column of
+//!   `n` exponents `k`, that column, then an integer column of `n` mantissas; `k <= 18`:
+//!   value `(m as f64) / 10^k`; `k == 19`: `m` is the value's bit pattern.
+//! * `0x44` RUNS: varint `r` (runs), varint `u` (distinct values), varint byte length + a float
+//!   column (no RUNS inside) of the `u` distinct values, varint byte length + an integer column
+//!   of `r` dictionary indices, then an integer column of `r` run lengths (each >= 1, summing
+//!   to `n`).
+use crate::bytes::{put_varint, Reader};
+use crate::error::{Error, Result};
+use crate::intcodec::{decode_ints, encode_ints};
+
+pub const F_RAW: u8 = 0x40;
+pub const F_CONST: u8 = 0x41;
+pub const F_DEC: u8 = 0x42;
+pub const F_DECK: u8 = 0x43;
+pub const F_RUNS: u8 = 0x44;
+const MAX_E: usize = 18;
+const K_RAW: i64 = 19;
+
+const POW10: [f64; MAX_E + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18,
+];
+
+/// The mantissa of `v` at exponent `e`, if `(m as f64) / 10^e` gives `v` back bit for bit.
+#[inline]
+fn mantissa(v: f64, e: usize) -> Option<i64> {
+    let m = (v * POW10[e]).round();
+    if !(m.abs() < 9.2e18) {
+        return None;
+    }
+    let m = m as i64;
+    ((m as f64) / POW10[e]).to_bits().eq(&v.to_bits()).then_some(m)
+}
+
+/// Smallest exponent at which `v` is an exact decimal.
+#[inline]
+fn min_exponent(v: f64) -> Option<(usize, i64)> {
+    if v.is_finite() && v == v.trunc() && v.abs() < 9.2e18 && v.to_bits() != (-0.0f64).to_bits() {
+        return Some((0, v as i64));
+    }
+    (1..=MAX_E).find_map(|e| mantissa(v, e).map(|m| (e, m)))
+}
+
+pub fn encode_floats(v: &[f64], out: &mut Vec<u8>) {
+    encode_floats_depth(v, out, true)
+}
+
+fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
+    let n = v.len();
+    if n == 0 {
+        out.push(F_RAW);
+        return;
+    }
+    let b0 = v[0].to_bits();
+    if v.iter().all(|x| x.to_bits() == b0) {
+        out.push(F_CONST);
+        out.extend_from_slice(&b0.to_le_bytes());
+        return;
+    }
+    let mut best: Vec<u8> = Vec::new();
+    let consider = |cand: Vec<u8>, best: &mut Vec<u8>| {
+        if best.is_empty() || cand.len() < best.len() {
+            *best = cand;
+        }
+    };
+    // Runs of repeated values (sensors that report the same reading again and again).
+    if allow_runs {
+        let runs = 1 + v.windows(2).filter(|w| w[0].to_bits() != w[1].to_bits()).count();
+        if runs * 2 <= n {
+            consider(encode_runs(v, runs), &mut best);
+        }
+    }
+    // Decimals: pick the exponent from a sample.
+    let step = (n / 32).max(1);
+    let mut ks: Vec<usize> = v.iter().step_by(step).filter_map(|&x| min_exponent(x).map(|p| p.0)).collect();
+    let sampled = n.div_ceil(step);
+    if ks.len() * 4 >= sampled * 3 {
+        ks.sort_unstable();
+        let e = ks[(ks.len() * 9 / 10).min(ks.len() - 1)];
+        let spread = ks.iter().filter(|&&k| k + 1 < e).count();
+        if let Some(c) = encode_dec(v, e) {
+            consider(c, &mut best);
+        }
+        if spread * 8 > ks.len() || e >= 7 {
+            consider(encode_deck(v), &mut best);
+        }
+    } else if !ks.is_empty() {
+        consider(encode_deck(v), &mut best);
+    }
+    if best.is_empty() || best.len() >= 1 + 8 * n {
+        out.push(F_RAW);
+        for &x in v {
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+    } else {
+        out.extend_from_slice(&best);
+    }
+}
+
+fn encode_dec(v: &[f64], e: usize) -> Option<Vec<u8>> {
+    let n = v.len();
+    let mut ms = Vec::with_capacity(n);
+    let mut exc: Vec<(usize, u64)> = Vec::new();
+    let mut prev = 0i64;
+    for (i, &x) in v.iter().enumerate() {
+        match mantissa(x, e) {
+            Some(m) => {
+                ms.push(m);
+                prev = m;
+            }
+            None => {
+                exc.push((i, x.to_bits()));
+                if exc.len() * 8 > n {
+                    return None;
+                }
+                ms.push(prev);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n * 2 + 16);
+    out.push(F_DEC);
+    out.push(e as u8);
+    put_varint(&mut out, exc.len() as u64);
+    let mut last = 0usize;
+    for &(i, bits) in &exc {
+        put_varint(&mut out, (i - last) as u64);
+        out.extend_from_slice(&bits.to_le_bytes());
+        last = i;
+    }
+    encode_ints(&ms, &mut out);
+    Some(out)
+}
+
+fn encode_deck(v: &[f64]) -> Vec<u8> {
+    let n = v.len();
+    let mut ks = Vec::with_capacity(n);
+    let mut ms = Vec::with_capacity(n);
+    for &x in v {
+        match min_exponent(x) {
+            Some((k, m)) => {
+                ks.push(k as i64);
+                ms.push(m);
+            }
+            None => {
+                ks.push(K_RAW);
+                ms.push(x.to_bits() as i64);
+            }
+        }
+    }
+    let mut kcol = Vec::new();
+    encode_ints(&ks, &mut kcol);
+    let mut out = Vec::with_capacity(n * 3 + 16);
+    out.push(F_DECK);
+    put_varint(&mut out, kcol.len() as u64);
+    out.extend_from_slice(&kcol);
+    encode_ints(&ms, &mut out);
+    out
+}
+
+fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
+    let mut dict: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+    dict.sort_unstable_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
+    dict.dedup();
+    let mut idx = Vec::with_capacity(runs);
+    let mut lens = Vec::with_capacity(runs);
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i].to_bits();
+        let mut j = i + 1;
+        while j < v.len() && v[j].to_bits() == b {
+            j += 1;
+        }
+        let k = dict
+            .binary_search_by(|d| f64::from_bits(*d).total_cmp(&f64::from_bits(b)))
+            .unwrap_or(0);
+        idx.push(k as i64);
+        lens.push((j - i) as i64);
+        i = j;
+    }
+    let dvals: Vec<f64> = dict.iter().map(|&b| f64::from_bits(b)).collect();
+    let mut out = Vec::with_capacity(runs * 2 + 16);
+    out.push(F_RUNS);
+    put_varint(&mut out, runs as u64);
+    put_varint(&mut out, dict.len() as u64);
+    let mut col = Vec::new();
+    encode_floats_depth(&dvals, &mut col, false);
+    put_varint(&mut out, col.len() as u64);
+    out.extend_from_slice(&col);
+    col.clear();
+    encode_ints(&idx, &mut col);
+    put_varint(&mut out, col.len() as u64);
+    out.extend_from_slice(&col);
+    encode_ints(&lens, &mut out);
+    out
+}
+
+pub fn decode_floats(data: &[u8], n: usize) -> Result<Vec<f64>> {
+    decode_floats_depth(data, n, true)
+}
+
+fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f64>> {
+    let mut r = Reader::new(data);
+    let tag = r.u8("float column tag")?;
+    let out = match tag {
+        F_RAW => {
+            let raw = r.take(n * 8, "raw float column")?;
+            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        }
+        F_CONST => vec![f64::from_bits(r.u64("constant")?); n],
+        F_DEC => {
+            let e = r.u8("decimal exponent")? as usize;
+            if e > MAX_E {
+                return Err(Error::corrupt(format!("decimal exponent {e} over {MAX_E}")));
+            }
+            let x = r.varint("exception count")?;
+            if x > n as u64 || x > (r.remaining() / 9) as u64 {
+                return Err(Error::corrupt("exception count out of range"));
+            }
+            let mut exc = Vec::with_capacity(x as usize);
+            let mut pos = 0usize;
+            for j in 0..x {
+                let gap = r.varint("exception gap")?;
+                if (j > 0 && gap == 0) || gap >= n as u64 {
+                    return Err(Error::corrupt("exception position out of range"));
+                }
+                pos += gap as usize;
+                if pos >= n {
+                    return Err(Error::corrupt("exception position out of range"));
+                }
+                exc.push((pos, r.u64("exception value")?));
+            }
+            let ms = decode_ints(r.rest(), n)?;
+            r = Reader::new(&[]);
+            let p = POW10[e];
+            let mut out: Vec<f64> = ms.iter().map(|&m| (m as f64) / p).collect();
+            for (i, bits) in exc {
+                out[i] = f64::from_bits(bits);
+            }
+            out
+        }
+        F_DECK => {
+            let l = r.len_prefix("exponent column length")?;
+            let ks = decode_ints(r.take(l, "exponent column")?, n)?;
+            let ms = decode_ints(r.rest(), n)?;
+            r = Reader::new(&[]);
+            let mut out = Vec::with_capacity(n);
+            for (&k, &m) in ks.iter().zip(&ms) {
+                out.push(match k {
+                    0..=18 => (m as f64) / POW10[k as usize],
+                    K_RAW => f64::from_bits(m as u64),
+                    _ => return Err(Error::corrupt(format!("decimal exponent {k} out of range"))),
+                });
+            }
+            out
+        }
+        F_RUNS if allow_runs => {
+            let runs = r.varint("run count")?;
+            let u = r.varint("dictionary size")?;
+            if runs == 0 || runs > n as u64 || u == 0 || u > runs {
+                return Err(Error::corrupt("run or dictionary count out of range"));
+            }
+            let l = r.len_prefix("dictionary length")?;
+            let dict = decode_floats_depth(r.take(l, "dictionary")?, u as usize, false)?;
+            let l = r.len_prefix("run index length")?;
+            let idx = decode_ints(r.take(l, "run indices")?, runs as usize)?;
+            let lens = decode_ints(r.rest(), runs as usize)?;
+            r = Reader::new(&[]);
+            let mut out = Vec::with_capacity(n);
+            for (&k, &len) in idx.iter().zip(&lens) {
+                if k < 0 || k as u64 >= u {
+                    return Err(Error::corrupt("run index out of range"));
+                }
+                if len < 1 || len as u64 > (n - out.len()) as u64 {
+                    return Err(Error::corrupt("run length out of range"));
+                }
+                out.resize(out.len() + len as usize, dict[k as usize]);
+            }
+            if out.len() != n {
+                return Err(Error::corrupt("runs do not add up to the value count"));
+            }
+            out
+        }
+        t => return Err(Error::corrupt(format!("unknown float column strategy 0x{t:02x}"))),
+    };
+    if !r.is_empty() {
+        return Err(Error::corrupt(format!("float column has {} trailing bytes", r.remaining())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(v: &[f64]) -> usize {
+        let mut b = Vec::new();
+        encode_floats(v, &mut b);
+        let d = decode_floats(&b, v.len()).unwrap();
+        assert_eq!(d.len(), v.len());
+        for (a, x) in d.iter().zip(v) {
+            assert_eq!(a.to_bits(), x.to_bits(), "tag {:02x}", b[0]);
+        }
+        for cut in 0..b.len() {
+            let _ = decode_floats(&b[..cut], v.len());
+        }
+        b.len()
+    }
+
+    #[test]
+    fn roundtrips() {
+        rt(&[]);
+        rt(&[1.5]);
+        rt(&[f64::NAN, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 5e-324]);
+        let dec: Vec<f64> = (0..1000).map(|i| ((i * 37 % 1000) as f64) / 10.0 - 20.0).collect();
+        assert!(rt(&dec) < 1000 * 3);
+        let mixed: Vec<f64> = (0..500).map(|i| if i % 3 == 0 { 0.0 } else { 1234.5678 / (i as f64) }).collect();
+        rt(&mixed);
+        let runs: Vec<f64> = (0..2000).map(|i| [31.700000000000003, 12.5, -1.0][(i / 37) % 3]).collect();
+        assert!(rt(&runs) < 300);
+        let weird: Vec<f64> = (0..300).map(|i| f64::from_bits(0x7ff0_0000_0000_0001 + i)).collect();
+        rt(&weird);
+        let with_nan: Vec<f64> = (0..300).map(|i| if i == 7 { f64::NAN } else { i as f64 * 0.25 }).collect();
+        rt(&with_nan);
+    }
+}

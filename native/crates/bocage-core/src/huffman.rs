@@ -1,0 +1,249 @@
+//! Length-limited canonical Huffman codes over small alphabets, written LSB-first.
+use crate::bits::{BitReader, BitWriter};
+use crate::bytes::{put_varint, Reader};
+use crate::error::{Error, Result};
+
+pub const MAX_CODE_LEN: u32 = 12;
+
+/// Code lengths (0 = unused) for `counts`, none longer than `MAX_CODE_LEN`. A single used
+/// symbol gets length 0 (it costs no bits at all).
+pub fn code_lengths(counts: &[u32]) -> Vec<u8> {
+    let mut lens = vec![0u8; counts.len()];
+    let used: Vec<usize> = (0..counts.len()).filter(|&i| counts[i] > 0).collect();
+    if used.len() <= 1 {
+        return lens;
+    }
+    let mut scaled: Vec<u64> = used.iter().map(|&i| counts[i] as u64).collect();
+    loop {
+        let l = huffman_lengths(&scaled);
+        if l.iter().all(|&x| x as u32 <= MAX_CODE_LEN) {
+            for (k, &i) in used.iter().enumerate() {
+                lens[i] = l[k];
+            }
+            return lens;
+        }
+        for c in scaled.iter_mut() {
+            *c = (*c >> 1).max(1);
+        }
+    }
+}
+
+/// Plain Huffman code lengths of positive weights (two-queue method on sorted weights).
+fn huffman_lengths(w: &[u64]) -> Vec<u8> {
+    let n = w.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| w[i]);
+    // nodes: leaves 0..n (sorted), internal n..2n-1
+    let mut weight: Vec<u64> = order.iter().map(|&i| w[i]).collect();
+    let mut parent = vec![0usize; 2 * n - 1];
+    weight.resize(2 * n - 1, 0);
+    let (mut leaf, mut inner, mut next) = (0usize, n, n);
+    let pick = |leaf: &mut usize, inner: &mut usize, next: usize, weight: &Vec<u64>| -> usize {
+        if *leaf < n && (*inner >= next || weight[*leaf] <= weight[*inner]) {
+            *leaf += 1;
+            *leaf - 1
+        } else {
+            *inner += 1;
+            *inner - 1
+        }
+    };
+    while next < 2 * n - 1 {
+        let a = pick(&mut leaf, &mut inner, next, &weight);
+        let b = pick(&mut leaf, &mut inner, next, &weight);
+        weight[next] = weight[a] + weight[b];
+        parent[a] = next;
+        parent[b] = next;
+        next += 1;
+    }
+    let mut depth = vec![0u8; 2 * n - 1];
+    for i in (0..2 * n - 2).rev() {
+        depth[i] = depth[parent[i]].saturating_add(1);
+    }
+    let mut out = vec![0u8; n];
+    for (k, &i) in order.iter().enumerate() {
+        out[i] = depth[k];
+    }
+    out
+}
+
+/// Canonical codes, bit-reversed for an LSB-first stream. Returns (code, length) per symbol.
+pub fn canonical_codes(lens: &[u8]) -> Vec<(u32, u8)> {
+    let mut syms: Vec<usize> = (0..lens.len()).filter(|&i| lens[i] > 0).collect();
+    syms.sort_by_key(|&i| (lens[i], i));
+    let mut codes = vec![(0u32, 0u8); lens.len()];
+    let mut code: u32 = 0;
+    let mut prev_len = 0u8;
+    for (k, &s) in syms.iter().enumerate() {
+        let l = lens[s];
+        if k > 0 {
+            code = (code + 1) << (l - prev_len);
+        } else {
+            code <<= l;
+        }
+        prev_len = l;
+        codes[s] = (code.reverse_bits() >> (32 - l as u32), l);
+    }
+    codes
+}
+
+/// Cost in bits of coding `counts` with `lens` (not counting the table).
+pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
+    counts.iter().zip(lens).map(|(&c, &l)| c as u64 * l as u64).sum()
+}
+
+/// Table: varint(#used symbols), then for each used symbol in increasing order
+/// varint(gap from the previous used symbol + 1, the first from -1), then the code lengths,
+/// two 4-bit lengths a byte (low nibble first).
+pub fn write_table(lens: &[u8], single: Option<usize>, out: &mut Vec<u8>) {
+    if let Some(s) = single {
+        put_varint(out, 1);
+        put_varint(out, s as u64);
+        return;
+    }
+    let used: Vec<usize> = (0..lens.len()).filter(|&i| lens[i] > 0).collect();
+    put_varint(out, used.len() as u64);
+    let mut prev: i64 = -1;
+    for &s in &used {
+        put_varint(out, (s as i64 - prev - 1) as u64);
+        prev = s as i64;
+    }
+    for pair in used.chunks(2) {
+        let lo = lens[pair[0]];
+        let hi = if pair.len() > 1 { lens[pair[1]] } else { 0 };
+        out.push(lo | (hi << 4));
+    }
+}
+
+pub fn table_bytes(lens: &[u8], single: bool) -> usize {
+    if single {
+        return 1 + 2;
+    }
+    let mut n = 0usize;
+    let mut prev: i64 = -1;
+    let mut used = 0usize;
+    for (s, &l) in lens.iter().enumerate() {
+        if l > 0 {
+            n += crate::bytes::varint_len((s as i64 - prev - 1) as u64);
+            prev = s as i64;
+            used += 1;
+        }
+    }
+    n + crate::bytes::varint_len(used as u64) + used.div_ceil(2)
+}
+
+/// Decoding table: `2^bits` entries of (symbol << 8 | length); length 0xff marks a hole.
+pub struct Decoder {
+    pub bits: u32,
+    pub table: Vec<u32>,
+}
+
+/// Reads a table written by `write_table` for an alphabet of `alphabet` symbols.
+pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
+    let used = r.varint("huffman symbol count")?;
+    if used == 0 || used > alphabet as u64 {
+        return Err(Error::corrupt("huffman table symbol count out of range"));
+    }
+    let used = used as usize;
+    if used == 1 {
+        let s = r.varint("huffman symbol")?;
+        if s >= alphabet as u64 {
+            return Err(Error::corrupt("huffman symbol out of range"));
+        }
+        return Ok(Decoder { bits: 0, table: vec![(s as u32) << 8] });
+    }
+    let mut syms = Vec::with_capacity(used);
+    let mut prev: i64 = -1;
+    for _ in 0..used {
+        let gap = r.varint("huffman symbol gap")?;
+        let s = prev as i128 + gap as i128 + 1;
+        if s >= alphabet as i128 {
+            return Err(Error::corrupt("huffman symbol out of range"));
+        }
+        syms.push(s as usize);
+        prev = s as i64;
+    }
+    let packed = r.take(used.div_ceil(2), "huffman code lengths")?;
+    let mut lens = vec![0u8; alphabet];
+    let mut max_len = 0u32;
+    let mut kraft: u64 = 0;
+    for (k, &s) in syms.iter().enumerate() {
+        let b = packed[k / 2];
+        let l = if k % 2 == 0 { b & 15 } else { b >> 4 };
+        if l == 0 || l as u32 > MAX_CODE_LEN {
+            return Err(Error::corrupt("huffman code length out of range"));
+        }
+        lens[s] = l;
+        max_len = max_len.max(l as u32);
+        kraft += 1u64 << (MAX_CODE_LEN - l as u32);
+    }
+    if kraft > 1u64 << MAX_CODE_LEN {
+        return Err(Error::corrupt("huffman code lengths are over-subscribed"));
+    }
+    let codes = canonical_codes(&lens);
+    let size = 1usize << max_len;
+    let mut table = vec![0xffu32; size];
+    for &s in &syms {
+        let (code, l) = codes[s];
+        let step = 1usize << l;
+        let mut j = code as usize;
+        while j < size {
+            table[j] = ((s as u32) << 8) | l as u32;
+            j += step;
+        }
+    }
+    Ok(Decoder { bits: max_len, table })
+}
+
+impl Decoder {
+    /// Decodes one symbol; the reader must hold at least `self.bits` bits.
+    #[inline]
+    pub fn decode(&self, br: &mut BitReader<'_>) -> Result<u32> {
+        let e = self.table[br.peek(self.bits) as usize];
+        let l = e & 0xff;
+        if l == 0xff {
+            return Err(Error::corrupt("invalid huffman code in stream"));
+        }
+        br.consume(l);
+        Ok(e >> 8)
+    }
+}
+
+pub fn encode_symbol(bw: &mut BitWriter, codes: &[(u32, u8)], s: usize) {
+    let (c, l) = codes[s];
+    bw.write(c as u64, l as u32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_limited_and_complete() {
+        let counts: Vec<u32> = (0..40).map(|i| 1u32 << (i % 30)).collect();
+        let l = code_lengths(&counts);
+        assert!(l.iter().all(|&x| x as u32 <= MAX_CODE_LEN && x > 0));
+        let kraft: f64 = l.iter().map(|&x| 0.5f64.powi(x as i32)).sum();
+        assert!(kraft <= 1.0 + 1e-12);
+    }
+
+    #[test]
+    fn roundtrip() {
+        let counts = vec![10u32, 0, 3, 7, 1, 0, 50];
+        let lens = code_lengths(&counts);
+        let codes = canonical_codes(&lens);
+        let msg = [0usize, 6, 6, 2, 3, 4, 6, 0, 3];
+        let mut bw = BitWriter::new(Vec::new());
+        for &s in &msg {
+            encode_symbol(&mut bw, &codes, s);
+        }
+        let data = bw.finish();
+        let mut t = Vec::new();
+        write_table(&lens, None, &mut t);
+        let dec = read_table(&mut Reader::new(&t), counts.len()).unwrap();
+        let mut br = BitReader::new(&data);
+        for &s in &msg {
+            br.refill();
+            assert_eq!(dec.decode(&mut br).unwrap() as usize, s);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+"""The HTTP API over a real store: values computed by hand, problems for bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bocage.api import ApiSettings, create_app
+from bocage.store import Store
+from litestar.testing import AsyncTestClient
+from territory_sample import EPCI, A, B, Writer, at, base_day, register
+
+PROBLEM = "application/problem+json"
+
+
+def lighting(w: Writer) -> None:
+    d = base_day()
+    w.add(A, "lc-a1", "energy", [(at(d, "01:00"), 1000), (at(d, "20:00"), 3500),
+                                 (at(d, "06:00", 1), 4000)])
+    w.add(B, "lc-b1", "energy", [(at(d, "00:00"), 0), (at(d, "12:00"), 1200)])
+
+
+async def test_catalog_lists_every_indicator_with_its_definition(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/indicators")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["timezone"] == "Europe/Paris"
+    by_id = {i["id"]: i for i in body["indicators"]}
+    assert {"lighting_energy_kwh", "sensor_availability", "atmo_index"} <= set(by_id)
+    energy = by_id["lighting_energy_kwh"]
+    assert energy["unit"] == "kWh"
+    assert "reset" in energy["definition"]
+    assert energy["href"] == "/api/v1/indicators/lighting_energy_kwh"
+
+
+async def test_indicator_values_per_commune_and_epci(
+    client: AsyncTestClient, writer: Writer
+) -> None:
+    lighting(writer)
+    d = base_day()
+    d1 = d + timedelta(days=1)
+    r = await client.get(
+        "/api/v1/indicators/lighting_energy_kwh",
+        params={"territory": EPCI, "from": d.isoformat(), "to": d1.isoformat()},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["from"] == d.isoformat()
+    assert body["to"] == d1.isoformat()
+    assert body["territory"] == EPCI
+    assert body["indicator"]["id"] == "lighting_energy_kwh"
+    got = {
+        (v["territory"], v["date"]): (round(v["value"], 6), v["sensors"]) for v in body["values"]
+    }
+    # A: 2500 Wh on d, 500 Wh on d+1; B: 1200 Wh on d
+    assert got == {
+        (A, d.isoformat()): (2.5, 1),
+        (A, d1.isoformat()): (0.5, 1),
+        (B, d.isoformat()): (1.2, 1),
+        (EPCI, d.isoformat()): (3.7, 2),
+        (EPCI, d1.isoformat()): (0.5, 1),
+    }
+
+
+async def test_default_period_is_the_last_days_to_today(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/indicators/sensor_availability", params={"territory": B})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["to"] > body["from"]
+    assert all(v["territory"] == B and v["value"] == 0.0 for v in body["values"])
+
+
+async def test_unknown_indicator_is_a_404_problem(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/indicators/no_such_thing")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert "no_such_thing" in body["detail"]
+    assert body["instance"] == "/api/v1/indicators/no_such_thing"
+
+
+async def test_bad_dates_are_400_problems_naming_the_parameter(client: AsyncTestClient) -> None:
+    url = "/api/v1/indicators/lighting_energy_kwh"
+    r = await client.get(url, params={"from": "2025-13-01"})
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert "`from`" in body["detail"]
+    assert body["invalid_params"] == [
+        {"name": "from", "reason": "expected a date as YYYY-MM-DD, got '2025-13-01'"}
+    ]
+    r = await client.get(url, params={"to": "yesterday"})
+    assert r.status_code == 400
+    assert r.json()["invalid_params"][0]["name"] == "to"
+    r = await client.get(url, params={"from": "2025-02-01", "to": "2025-01-01"})
+    assert r.status_code == 400
+    assert "after `to`" in r.json()["detail"]
+    r = await client.get(url, params={"from": "2020-01-01", "to": "2025-01-01"})
+    assert r.status_code == 400
+    assert r.json()["invalid_params"][0]["name"] == "to"
+
+
+async def test_unknown_territory_is_a_404_problem(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/indicators/lighting_energy_kwh", params={"territory": "99999"})
+    assert r.status_code == 404
+    assert "99999" in r.json()["detail"]
+    r = await client.get("/api/v1/sensors", params={"territory": "99999"})
+    assert r.status_code == 404
+
+
+async def test_unknown_route_and_method_are_problems(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/nothing-here")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith(PROBLEM)
+    r = await client.post("/api/v1/indicators")
+    assert r.status_code == 405
+    assert r.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_territories(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/territories")
+    assert r.status_code == 200
+    by_code = {t["code"]: t for t in r.json()}
+    assert by_code[EPCI] == {"code": EPCI, "name": "CC du Bocage", "kind": "epci",
+                             "parent": None, "gateways": 0, "sensors": 0}
+    assert by_code[A]["parent"] == EPCI
+    assert by_code[A]["sensors"] == 6
+
+
+async def test_sensor_register_lists_only_public_sensors(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/sensors")
+    assert r.status_code == 200
+    ids = {s["id"] for s in r.json()}
+    assert ids == {"lc-a1", "lc-a2", "bm-a", "wm-a", "aq-a", "lc-b1", "wm-b"}  # not cnt-a
+    r = await client.get("/api/v1/sensors", params={"territory": A})
+    aq = next(s for s in r.json() if s["id"] == "aq-a")
+    assert aq["purpose"] == "Measure outdoor air quality (ATMO index inputs)"
+    assert aq["personal_data"] is False
+    assert aq["retention_days"] == 730
+    assert aq["controller"] == "Saint-A"
+    assert aq["legal_basis"].startswith("public task")
+    assert {"name": "pm10", "unit": "ug/m3"} in aq["metrics"]
+    assert (aq["latitude"], aq["longitude"]) == (48.1, -1.6)
+
+
+async def test_health_is_ready_with_a_reachable_store(client: AsyncTestClient) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "store": "reachable"}
+
+
+async def test_health_is_503_when_the_store_is_gone(store: Store) -> None:
+    class Unreachable:
+        """A store whose server is down: every query fails as the real client would."""
+
+        def table(self, name: str) -> str:
+            return store.table(name)
+
+        def query(self, sql: str, parameters: object = None) -> list[tuple[object, ...]]:
+            raise ConnectionRefusedError("connection refused")
+
+    app = create_app(ApiSettings(), store=Unreachable(), register=register())
+    async with AsyncTestClient(app=app) as c:
+        r = await c.get("/health")
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert "not reachable" in r.json()["detail"]
+
+
+async def test_store_failure_is_a_500_problem_without_traceback(
+    client: AsyncTestClient, store: Store
+) -> None:
+    store.command(f"DROP TABLE {store.table('readings')}")
+    r = await client.get("/api/v1/indicators/lighting_energy_kwh")
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert set(body) == {"status", "title", "detail", "type", "instance"}
+    assert "Traceback" not in r.text
+    assert "readings" not in r.text  # no internal detail leaks
+
+
+async def test_metrics_count_requests_per_route(client: AsyncTestClient) -> None:
+    await client.get("/api/v1/territories")
+    await client.get("/api/v1/indicators/nope")
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert (
+        'bocage_api_requests_total{method="GET",route="/api/v1/territories",status="200"} 1.0'
+    ) in text
+    assert (
+        'bocage_api_requests_total{method="GET",route="/api/v1/indicators/{indicator_id}",'
+        'status="404"} 1.0'
+    ) in text
+    assert "bocage_api_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_schema_documents_the_routes(client: AsyncTestClient) -> None:
+    r = await client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    assert {"/api/v1/indicators", "/api/v1/indicators/{indicator_id}", "/api/v1/territories",
+            "/api/v1/sensors", "/health"} <= set(paths)
+
+
+async def test_dashboard_shows_latest_values_per_commune(
+    client: AsyncTestClient, writer: Writer
+) -> None:
+    lighting(writer)
+    r = await client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "Saint-A" in page
+    assert "Saint-B" in page
+    assert "CC du Bocage" in page
+    assert "Public-lighting energy" in page
+    # A's latest lighting value is d+1: 0.5 kWh, with a two-point sparkline (d: 2.5 kWh)
+    assert "0.5" in page
+    assert "<svg" in page
+    assert "<script" not in page

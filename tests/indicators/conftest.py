@@ -1,0 +1,7 @@
+"""Fixtures of the indicator tests: a real chDB store per test and a writer of readings."""
+
+from __future__ import annotations
+
+from territory_sample import chdb_path, store, writer
+
+__all__ = ["chdb_path", "store", "writer"]

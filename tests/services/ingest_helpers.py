@@ -1,0 +1,101 @@
+"""Helpers of the store/ingest tests: a register, frames, publishing, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import bocage_native
+import numpy as np
+from bocage.core import subjects
+from bocage.core.register import Gateway, Register, Sensor, Territory
+
+TERRITORY = "35238"
+OTHER_TERRITORY = "35001"
+
+
+def make_register(gateways: int = 3, sensors: int = 4, *, territory: str = TERRITORY) -> Register:
+    """One commune (plus a neighbour) with ``gateways`` gateways of ``sensors`` cabinets each."""
+
+    def gw(t: str, g: int) -> Gateway:
+        return Gateway(
+            id=f"gw{g}",
+            territory=t,
+            sensors=tuple(
+                Sensor(
+                    id=f"gw{g}-s{s}",
+                    kind="lighting_cabinet",
+                    gateway=f"gw{g}",
+                    retention_days=30 if s == 0 else None,
+                )
+                for s in range(sensors)
+            ),
+        )
+
+    return Register(
+        territories=(
+            Territory(
+                code=territory,
+                name="Rennes",
+                gateways=tuple(gw(territory, g) for g in range(gateways)),
+            ),
+            Territory(code=OTHER_TERRITORY, name="Acigné", gateways=(gw(OTHER_TERRITORY, 0),)),
+        )
+    )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_frame(
+    gateway: str,
+    sequence: int,
+    *,
+    territory: str = TERRITORY,
+    sensors: int = 4,
+    readings: int = 10,
+    start_ms: int | None = None,
+    step_ms: int = 10_000,
+    metric: str = "power",
+) -> bytes:
+    """An encoded frame: ``readings`` readings per sensor, values identifying (seq, sensor, i)."""
+    start = now_ms() - readings * step_ms - 60_000 if start_ms is None else start_ms
+    series = []
+    for s in range(sensors):
+        ts = start + np.arange(readings, dtype=np.int64) * step_ms
+        values = sequence * 1_000_000.0 + s * 1_000.0 + np.arange(readings, dtype=np.float64)
+        series.append((f"{gateway}-s{s}", metric, ts, values, None))
+    return bocage_native.encode_frame(territory, gateway, sequence, now_ms(), series)
+
+
+async def publish_frame(
+    js: Any, data: bytes, *, msg_id: str | None = None, subject: str | None = None
+) -> Any:
+    """Publish a frame on its gateway subject with ``Nats-Msg-Id`` = frame id (as gateways do)."""
+    header = bocage_native.peek_header(data)
+    subj = subject or subjects.subject(header.territory, header.gateway, "frames")
+    mid = header.frame_id if msg_id is None else msg_id
+    return await js.publish(subj, data, headers={subjects.MSG_ID_HEADER: mid} if mid else None)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
+    """Poll ``check`` until it is true, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -122,7 +122,7 @@ before=$(secret_password)
 helm_install
 after=$(secret_password)
 [ "$before" = "$after" ] || die "the upgrade changed the generated ClickHouse password"
-[ "$(helm --namespace "$NAMESPACE" history "$RELEASE" --max 1 -o json | grep -o '"revision":[0-9]*')" = '"revision":2' ] \
+[ "$(helm --namespace "$NAMESPACE" history "$RELEASE" --max 1 -o json | grep -oE '"revision":[0-9]+')" = '"revision":2' ] \
     || die "the upgrade did not make revision 2"
 say "helm test after the upgrade"
 helm test "$RELEASE" --namespace "$NAMESPACE" --timeout 5m --logs

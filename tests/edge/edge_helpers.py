@@ -1,0 +1,186 @@
+"""Helpers of the edge tests: settings for a simulated gateway, reading back the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bocage_native
+import msgspec
+import nats
+from bocage.core import subjects
+from bocage.core.events import Alarm, GatewayStatus, decode_alarm, decode_status
+from bocage.edge.agent import Agent
+from bocage.edge.reading import Reading
+from bocage.edge.settings import EdgeSettings
+
+TERRITORY = "29042"
+START_MS = 1_718_928_000_000  # 2024-06-21T00:00Z: a night, a day and a dusk in a replay
+KINDS = ("lighting_cabinet", "building_meter", "water_meter", "air_quality", "waste_bin", "counter")
+
+
+def simulated_sensors(
+    limit: int, *, step_ms: int = 60_000, kinds: tuple[str, ...] = KINDS, per_kind: int = 1
+) -> list[dict[str, Any]]:
+    """Sensor sections for a finite replay: ``limit`` samples per sensor."""
+    return [
+        {
+            "id": f"{kind.split('_')[0]}-{i}",
+            "kind": kind,
+            "adapter": "simulator",
+            "start_ms": START_MS,
+            "step_ms": step_ms,
+            "limit": limit,
+            "realtime": False,
+            "seed": 7,
+            "profile": "leak" if kind == "water_meter" else "default",
+        }
+        for kind in kinds
+        for i in range(per_kind)
+    ]
+
+
+def make_settings(
+    tmp_path: Path, url: str, *, sensors: list[dict[str, Any]] | None = None, **sections: Any
+) -> EdgeSettings:
+    """EdgeSettings for a test gateway: fast batching and backoff, spool under ``tmp_path``."""
+    data: dict[str, Any] = {
+        "gateway": {"id": "gw-1", "territory": TERRITORY, "latitude": 48.39, "longitude": -4.49},
+        "nats": {"url": url, "backoff_initial_s": 0.05, "backoff_max_s": 0.5,
+                 "connect_timeout_s": 2, "publish_timeout_s": 5},
+        "spool": {"dir": str(tmp_path / "spool"), "fsync": "never"},
+        "batch": {"max_readings": 500, "max_age_s": 0.2},
+        "forward": {"drain_rate": 0, "reconnect_jitter_s": 0.1},
+        "sensors": sensors if sensors is not None else simulated_sensors(100),
+    }
+    for name, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(name), dict):
+            data[name] = {**data[name], **value}
+        else:
+            data[name] = value
+    return msgspec.convert(data, EdgeSettings)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """TOML text of plain settings data (tables, arrays of tables, scalars; None omitted)."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"[{json.dumps(name)}]")
+            lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines.append(f"[[{name}]]")
+                lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+    head = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items()
+            if v is not None and not isinstance(v, dict | list)]
+    return "\n".join(head + lines) + "\n"
+
+
+def write_toml(path: Path, settings: EdgeSettings) -> Path:
+    """Write settings as an edge.toml (what `bocage edge run --config` reads)."""
+    path.write_text(to_toml(msgspec.to_builtins(settings)))
+    return path
+
+
+@dataclass
+class StreamContent:
+    """What a gateway left in the BOCAGE stream."""
+
+    readings: list[Reading] = field(default_factory=list)
+    frame_ids: list[str] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)
+    statuses: list[GatewayStatus] = field(default_factory=list)
+    msg_ids: list[str] = field(default_factory=list)
+
+
+async def read_stream(url: str) -> StreamContent:
+    """Every message of the BOCAGE stream, decoded (frames into readings)."""
+    out = StreamContent()
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        total = (await js.stream_info(subjects.STREAM)).state.messages
+        sub = await js.pull_subscribe("bocage.>", stream=subjects.STREAM)
+        seen = 0
+        while seen < total:
+            msgs = await sub.fetch(min(256, total - seen), timeout=5)
+            for msg in msgs:
+                seen += 1
+                out.msg_ids.append((msg.headers or {}).get(subjects.MSG_ID_HEADER, ""))
+                kind = msg.subject.rsplit(".", 1)[-1]
+                if kind == "frames":
+                    frame = bocage_native.decode_frame(msg.data)
+                    out.frame_ids.append(frame.frame_id)
+                    for series in frame.series:
+                        for t, v, q in zip(
+                            series.timestamps.tolist(), series.values.tolist(),
+                            series.quality.tolist(), strict=True,
+                        ):
+                            out.readings.append(Reading(series.sensor, series.metric, t, v, q))
+                elif kind == "alarms":
+                    out.alarms.append(decode_alarm(msg.data))
+                elif kind == "status":
+                    out.statuses.append(decode_status(msg.data))
+                await msg.ack()
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return out
+
+
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = ""
+) -> None:
+    """Poll ``condition`` every 50 ms until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> Any:
+    """Run an agent in the background for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await wait_for(lambda: agent.started.is_set() or task.done(), 10, "agent start")
+        if task.done():
+            task.result()
+        yield agent
+    finally:
+        stop.set()
+        await task
+
+
+def key(reading: Reading) -> tuple[str, str, int]:
+    """A reading's identity (series and time)."""
+    return (reading.sensor, reading.metric, reading.time_ms)

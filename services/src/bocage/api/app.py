@@ -122,6 +122,8 @@ def create_app(
             path="/schema",
         ),
         debug=False,
+        # the process (bocage.core.logs) owns logging: Litestar must not reconfigure the root
+        logging_config=None,
     )
 
 

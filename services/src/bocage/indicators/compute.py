@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
+from bocage.core.logs import get_logger
 from bocage.core.register import Register, Territory
 from bocage.indicators.catalog import (
     ATMO_UPPER_BOUNDS,
@@ -40,6 +41,10 @@ from bocage.indicators.settings import IndicatorsSettings
 
 _READINGS: Final = "__readings__"
 """Placeholder for the qualified name of the readings table (``Store.table``)."""
+_READINGS_1H: Final = "__readings_1h__"
+"""Placeholder for the hourly rollup (one row per series and hour with data)."""
+
+log = get_logger("bocage.indicators")
 
 
 class QueryStore(Protocol):
@@ -170,10 +175,16 @@ SELECT territory, day, countIf(night_min > {{threshold:Float64}}), count()
 FROM ({_NIGHT_MINIMA}) GROUP BY territory, day
 """
 
+# Presence per sensor-hour from the hourly rollup (a row exists for every series and hour
+# with at least one reading, of any quality): a fraction of the rows of `readings`. Rollup
+# hours are UTC hours, which are the local clock hours in every zone with a whole-hour offset
+# (metropolitan and overseas France, the Marquesas excepted).
 _AVAILABILITY = f"""
-SELECT territory, toDate(ts, {{tz:String}}) AS day,
-       uniqExact(sensor, toStartOfHour(ts, {{tz:String}})) AS present
-FROM ({_dedup(good_only=False)})
+SELECT territory, toDate(bucket, {{tz:String}}) AS day, uniqExact(sensor, bucket) AS present
+FROM {_READINGS_1H}
+WHERE (territory, sensor) IN {{series:Array(Tuple(String, String))}}
+  AND bucket >= toDateTime(intDiv({{lo:Int64}}, 1000), 'UTC')
+  AND bucket < toDateTime(intDiv({{hi:Int64}}, 1000), 'UTC')
 GROUP BY territory, day
 """
 
@@ -237,6 +248,7 @@ class Indicators:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cache: OrderedDict[_CacheKey, tuple[float, list[IndicatorValue]]] = OrderedDict()
         self._lock = threading.Lock()
+        self._inflight: dict[_CacheKey, asyncio.Future[list[IndicatorValue]]] = {}
 
     # -- territories --------------------------------------------------------------------
 
@@ -280,26 +292,47 @@ class Indicators:
     ) -> list[IndicatorValue]:
         """Values of ``indicator`` for ``territory`` (and the territories beneath it), per day.
 
-        Cached for ``settings.cache_seconds``; the query runs in a worker thread so the event
-        loop keeps serving other requests.
+        The query runs in a worker thread so the event loop keeps serving other requests. With
+        ``settings.cache_seconds`` > 0 a result is reused for that long; for as long again it
+        is still served while one background query refreshes it (so an expiry never stalls a
+        burst of requests), and concurrent requests for a missing result share one query.
+        A result is thus at most 2 × ``cache_seconds`` old (plus the query time).
         """
-        key = (indicator.id, territory, period.first, period.last)
         ttl = self.settings.cache_seconds
+        if ttl <= 0:
+            return await asyncio.to_thread(self.compute, indicator, territory, period)
+        key = (indicator.id, territory, period.first, period.last)
         now = time.monotonic()
-        if ttl > 0:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh(key, indicator, territory, period))
+            # a background refresh nobody awaits must not end as "exception never retrieved"
+            pending.add_done_callback(_retrieve)
+            self._inflight[key] = pending
+        if hit is not None and now - hit[0] < 2 * ttl:
+            return hit[1]  # stale but recent: the refresh runs in the background
+        return await asyncio.shield(pending)
+
+    async def _refresh(
+        self, key: _CacheKey, indicator: Indicator, territory: str | None, period: Period
+    ) -> list[IndicatorValue]:
+        try:
+            started = time.monotonic()
+            result = await asyncio.to_thread(self.compute, indicator, territory, period)
             with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None and now - hit[0] < ttl:
-                    self._cache.move_to_end(key)
-                    return hit[1]
-        result = await asyncio.to_thread(self.compute, indicator, territory, period)
-        if ttl > 0:
-            with self._lock:
-                self._cache[key] = (now, result)
+                self._cache[key] = (started, result)
                 self._cache.move_to_end(key)
                 while len(self._cache) > self.settings.cache_entries:
                     self._cache.popitem(last=False)
-        return result
+            return result
+        finally:
+            self._inflight.pop(key, None)
 
     def compute(
         self, indicator: Indicator, territory: str | None, period: Period
@@ -314,6 +347,7 @@ class Indicators:
         return self._aggregate(indicator, scope, own)
 
     def _query(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        sql = sql.replace(_READINGS_1H, self.store.table("readings_1h"))
         return self.store.query(sql.replace(_READINGS, self.store.table("readings")), params)
 
     def _series(self, indicator: Indicator, scope: Iterable[Territory]) -> list[tuple[str, str]]:
@@ -433,6 +467,11 @@ class Indicators:
                 out.append(_combine(indicator, territory.code, day, parts))
         out.sort(key=lambda v: (v.territory, v.date))
         return out
+
+
+def _retrieve(future: asyncio.Future[list[IndicatorValue]]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("indicator refresh failed", error=repr(future.exception()))
 
 
 def _combine(

@@ -505,7 +505,7 @@ class Ingestor:
             (f.territory, f.gateway, f.sequence) for f in unique.values()
         )
         suspects = [f for f in unique.values() if f.frame_id not in ledger and f.maybe_written]
-        found = {}
+        found = self._readings_of(suspects) if suspects else {}
         batch = ReadingsBatch()
         for frame in unique.values():
             if frame.frame_id in ledger:

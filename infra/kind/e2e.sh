@@ -16,6 +16,9 @@
 #   E2E_IMAGE           image reference to build and load (default bocage:e2e)
 #   E2E_SKIP_BUILD      1: the image is already built
 #   E2E_TIMEOUT         helm --timeout (default 10m)
+#   E2E_HELM_ARGS       extra arguments of `helm upgrade --install`, e.g.
+#                       "--set networkPolicy.enabled=false" where the CNI wrongly applies the
+#                       policies to the kubelet's probes (kind issue #3875)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -95,12 +98,14 @@ fi
 say "loading $IMAGE into the nodes"
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
+read -r -a extra_args <<<"${E2E_HELM_ARGS:-}"
 helm_install() {
     helm upgrade --install "$RELEASE" "$CHART" \
         --namespace "$NAMESPACE" --create-namespace \
         --values "$VALUES" \
         --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" \
-        --wait --wait-for-jobs --timeout "$TIMEOUT"
+        --wait --wait-for-jobs --timeout "$TIMEOUT" \
+        ${extra_args[@]+"${extra_args[@]}"}
 }
 
 secret_password() {

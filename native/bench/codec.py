@@ -87,17 +87,6 @@ def batches(cols: list[np.ndarray], size: int) -> list[np.ndarray]:
     return out
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of `fn` over `repeat` runs (after one warm-up)."""
-    fn()
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs)
-
-
 def measure(group: str, chunks: list[np.ndarray], repeat: int) -> dict[str, dict[str, float]]:
     n = sum(len(c) for c in chunks)
     raw = n * 8
@@ -112,18 +101,35 @@ def measure(group: str, chunks: list[np.ndarray], repeat: int) -> dict[str, dict
         "lz4": (lambda a: lz4.frame.compress(a.tobytes()), None),
     }
     out: dict[str, dict[str, float]] = {}
+    encoded: dict[str, list[bytes]] = {}
     for name, (enc, dec) in codecs.items():
-        encoded = [enc(c) for c in chunks]
-        row = {"bits_per_value": 8 * sum(len(e) for e in encoded) / n}
+        encoded[name] = [enc(c) for c in chunks]
+        out[name] = {"bits_per_value": 8 * sum(len(e) for e in encoded[name]) / n}
         if name == "bocage":
-            for c, e in zip(chunks, encoded, strict=True):
+            for c, e in zip(chunks, encoded[name], strict=True):
                 d = dec(e)
                 if d.dtype != c.dtype or d.tobytes() != c.tobytes():
                     raise SystemExit(f"round-trip failure for {group} batch of {len(c)}")
-        if dec is not None:
-            row["encode_mb_s"] = raw / timed(lambda enc=enc: [enc(c) for c in chunks], repeat) / 1e6
-            row["decode_mb_s"] = raw / timed(lambda dec=dec, encoded=encoded: [dec(e) for e in encoded], repeat) / 1e6
-        out[name] = row
+    # Timed codecs take turns within each repetition, so that a slow moment of the machine
+    # hits all of them alike; the median of the repetitions is kept.
+    timed_codecs = {k: v for k, v in codecs.items() if v[1] is not None}
+    runs: dict[str, dict[str, list[float]]] = {k: {"enc": [], "dec": []} for k in timed_codecs}
+    for _ in range(repeat + 1):
+        for name, (enc, dec) in timed_codecs.items():
+            blobs = encoded[name]
+            t0 = time.perf_counter()
+            for c in chunks:
+                enc(c)
+            t1 = time.perf_counter()
+            for e in blobs:
+                dec(e)
+            t2 = time.perf_counter()
+            runs[name]["enc"].append(t1 - t0)
+            runs[name]["dec"].append(t2 - t1)
+    for name in timed_codecs:
+        # the first repetition warms up
+        out[name]["encode_mb_s"] = raw / statistics.median(runs[name]["enc"][1:]) / 1e6
+        out[name]["decode_mb_s"] = raw / statistics.median(runs[name]["dec"][1:]) / 1e6
     return out
 
 

@@ -30,14 +30,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import uvicorn
+
+from bocage.api import ApiSettings, create_app
+from bocage.core.register import Gateway, Register, Sensor, Territory
+from bocage.edge.simulator import simulate
+from bocage.indicators import CATALOG, IndicatorsSettings
+from bocage.store import ReadingsBatch, Store, StoreSettings
+
 DAYS = 7
 STEP_MS = 600_000  # one sample every 10 min
 KINDS = (("lighting_cabinet", 3), ("building_meter", 1), ("water_meter", 1), ("air_quality", 1))
 
 
-def _register(communes: int):  # type: ignore[no-untyped-def]
-    from bocage.core.register import Gateway, Register, Sensor, Territory
-
+def _register(communes: int) -> Register:
     epci = Territory(code="200000001", name="CC bench", kind="epci")
     territories = [epci]
     for c in range(communes):
@@ -54,12 +61,7 @@ def _register(communes: int):  # type: ignore[no-untyped-def]
     return Register(territories=tuple(territories))
 
 
-def _load(store, register) -> int:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    from bocage.edge.simulator import simulate
-    from bocage.store import ReadingsBatch
-
+def _load(store: Store, register: Register) -> int:
     end = int(datetime.now(UTC).timestamp() * 1000) // STEP_MS * STEP_MS
     start = end - DAYS * 86_400_000
     count = (end - start) // STEP_MS
@@ -86,12 +88,6 @@ def _load(store, register) -> int:  # type: ignore[no-untyped-def]
 
 def serve(data: Path, port: int, communes: int) -> None:
     """Server process: load the readings, serve cached on ``port``, uncached on ``port + 1``."""
-    import uvicorn
-
-    from bocage.api import ApiSettings, create_app
-    from bocage.indicators import IndicatorsSettings
-    from bocage.store import Store, StoreSettings
-
     register = _register(communes)
     store = Store.connect(StoreSettings(dsn=f"chdb://{data}", database="bench"))
     store.sync_register(register)
@@ -109,7 +105,7 @@ def serve(data: Path, port: int, communes: int) -> None:
             for p, cache in ((port, 10.0), (port + 1, 0.0))
         ]
         tasks = [asyncio.create_task(s.serve()) for s in servers]
-        while not all(s.started for s in servers):
+        while not all(s.started for s in servers):  # noqa: ASYNC110 - uvicorn has no event
             await asyncio.sleep(0.05)
         print("READY", flush=True)
         await asyncio.gather(*tasks)
@@ -219,7 +215,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each run")
-    parser.add_argument("--uncached-rate", type=float, default=100.0,
+    parser.add_argument("--uncached-rate", type=float, default=25.0,
                         help="rate of the run with the indicator cache disabled")
     parser.add_argument("--communes", type=int, default=20)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
@@ -228,8 +224,6 @@ def main() -> int:
     if args.serve:
         serve(args.serve, args.port, args.communes)
         return 0
-
-    from bocage.indicators import CATALOG
 
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bocage-bench-") as tmp:

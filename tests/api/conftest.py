@@ -13,12 +13,13 @@ from litestar.testing import AsyncTestClient
 # indicator tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "indicators"))
 
+from territory_sample import register, store, writer
+
 from bocage.api import ApiSettings, create_app
 from bocage.indicators import IndicatorsSettings
 from bocage.store import Store
-from territory_sample import chdb_path, register, store, writer
 
-__all__ = ["chdb_path", "client", "store", "writer"]
+__all__ = ["client", "store", "writer"]
 
 
 @pytest.fixture

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import csv
+import io
+import re
+from datetime import date, timedelta
+
+from litestar.testing import AsyncTestClient
+from territory_sample import EPCI, A, B, Writer, at, base_day, register
 
 from bocage.api import ApiSettings, create_app
 from bocage.store import Store
-from litestar.testing import AsyncTestClient
-from territory_sample import EPCI, A, B, Writer, at, base_day, register
 
 PROBLEM = "application/problem+json"
 
@@ -218,7 +222,70 @@ async def test_dashboard_shows_latest_values_per_commune(
     assert "Saint-B" in page
     assert "CC du Bocage" in page
     assert "Public-lighting energy" in page
-    # A's latest lighting value is d+1: 0.5 kWh, with a two-point sparkline (d: 2.5 kWh)
-    assert "0.5" in page
-    assert "<svg" in page
+    # A's latest lighting value is on d+1: 0.5 kWh (dated, as it is not yesterday's), with a
+    # two-point sparkline (d: 2.5 kWh)
+    row_a = next(row for row in page.split("<tr") if "Saint-A" in row)
+    energy_cell = row_a.split("<td")[2]
+    assert "0.5" in energy_cell
+    assert (base_day() + timedelta(days=1)).isoformat() in energy_cell
+    assert "<polyline" in energy_cell
     assert "<script" not in page
+
+
+async def test_csv_export_matches_the_json_values_and_its_table_schema(
+    client: AsyncTestClient, writer: Writer
+) -> None:
+    lighting(writer)
+    d = base_day()
+    params = {"territory": EPCI, "from": d.isoformat(), "to": (d + timedelta(days=1)).isoformat()}
+    r = await client.get("/api/v1/indicators/lighting_energy_kwh.csv", params=params)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(row["territory_code"], row["date"], row["value"], row["sensors"]) for row in rows] == [
+        (EPCI, d.isoformat(), "3.7", "2"),
+        (EPCI, (d + timedelta(days=1)).isoformat(), "0.5", "1"),
+        (A, d.isoformat(), "2.5", "1"),
+        (A, (d + timedelta(days=1)).isoformat(), "0.5", "1"),
+        (B, d.isoformat(), "1.2", "1"),
+    ]
+    assert rows[0]["territory_name"] == "CC du Bocage"
+    assert rows[0]["unit"] == "kWh"
+
+    schema = (await client.get("/api/v1/indicators/lighting_energy_kwh/schema.json")).json()
+    fields = schema["fields"]
+    assert [f["name"] for f in fields] == list(rows[0])  # same columns, same order
+    assert schema["primaryKey"] == ["territory_code", "date"]
+    pattern = re.compile(next(f for f in fields if f["name"] == "territory_code")
+                         ["constraints"]["pattern"])
+    for row in rows:  # every row conforms to the declared types and constraints
+        assert pattern.match(row["territory_code"])
+        date.fromisoformat(row["date"])
+        float(row["value"])
+        assert int(row["sensors"]) >= 0
+    r = await client.get("/api/v1/indicators/nope.csv")
+    assert r.status_code == 404
+    r = await client.get("/api/v1/indicators/nope/schema.json")
+    assert r.status_code == 404
+
+
+async def test_dcat_catalogue_lists_each_indicator_with_its_csv_and_schema(
+    client: AsyncTestClient,
+) -> None:
+    r = await client.get("/catalog.jsonld")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/ld+json")
+    body = r.json()
+    assert body["@context"]["dcat"] == "http://www.w3.org/ns/dcat#"
+    datasets = body["dcat:dataset"]
+    ids = [d["dct:identifier"] for d in datasets]
+    assert len(ids) == len(set(ids))
+    catalog = (await client.get("/api/v1/indicators")).json()["indicators"]
+    assert {f"bocage:{i['id']}" for i in catalog} | {"bocage:sensor-register"} == set(ids)
+    energy = next(d for d in datasets if d["dct:identifier"] == "bocage:lighting_energy_kwh")
+    csv_dist = next(x for x in energy["dcat:distribution"] if x["dct:format"] == "CSV")
+    assert csv_dist["dcat:downloadURL"].endswith("/api/v1/indicators/lighting_energy_kwh.csv")
+    assert csv_dist["dct:conformsTo"]["@id"].endswith("/lighting_energy_kwh/schema.json")
+    assert body["hydra:totalItems"] == len(datasets)
+    assert body["dcat:service"][0]["dcat:endpointURL"].endswith("/sta/v1.1")

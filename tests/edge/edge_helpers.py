@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bocage_native
 import msgspec
 import nats
+
+import bocage_native
 from bocage.core import subjects
 from bocage.core.events import Alarm, GatewayStatus, decode_alarm, decode_status
 from bocage.edge.agent import Agent
@@ -84,17 +85,21 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+def _toml_pair(name: str, value: Any) -> str:
+    return f"{json.dumps(name)} = {_toml_value(value)}"
+
+
 def to_toml(data: dict[str, Any]) -> str:
     """TOML text of plain settings data (tables, arrays of tables, scalars; None omitted)."""
     lines: list[str] = []
     for name, value in data.items():
         if isinstance(value, dict):
             lines.append(f"[{json.dumps(name)}]")
-            lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+            lines += [_toml_pair(k, v) for k, v in value.items() if v is not None]
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:
                 lines.append(f"[[{name}]]")
-                lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+                lines += [_toml_pair(k, v) for k, v in item.items() if v is not None]
     head = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items()
             if v is not None and not isinstance(v, dict | list)]
     return "\n".join(head + lines) + "\n"
@@ -153,10 +158,10 @@ async def read_stream(url: str) -> StreamContent:
 
 
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = ""
+    condition: Callable[[], bool | Awaitable[bool]], seconds: float = 30.0, what: str = ""
 ) -> None:
-    """Poll ``condition`` every 50 ms until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``condition`` every 50 ms until true; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
     while True:
         result = condition()
         if not isinstance(result, bool):
@@ -164,7 +169,7 @@ async def wait_for(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+            raise AssertionError(f"timed out after {seconds}s waiting for {what or condition}")
         await asyncio.sleep(0.05)
 
 

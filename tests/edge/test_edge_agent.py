@@ -10,10 +10,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from edge_helpers import TERRITORY, key, make_settings, read_stream, running, wait_for, write_toml
+
 from bocage.core.natsserver import EmbeddedNats, free_port
 from bocage.edge.adapters.simulated import expected_readings
 from bocage.edge.agent import Agent
-from edge_helpers import TERRITORY, key, make_settings, read_stream, running, wait_for, write_toml
 
 
 async def test_a_finite_replay_is_delivered_exactly_once(
@@ -43,7 +44,7 @@ async def test_nats_down_at_start_then_up(tmp_path: Path) -> None:
     agent = Agent(settings)
     try:
         async with running(agent):
-            await wait_for(lambda: agent.sources_done.is_set(), 30, "replay produced")
+            await wait_for(agent.sources_done.is_set, 30, "replay produced")
             assert agent.forwarder is not None
             forwarder = agent.forwarder
             await wait_for(lambda: forwarder.backoff.attempt >= 3, 30, "failed connections")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from edge_helpers import make_settings, to_toml
+
 from bocage.core.errors import ConfigError
 from bocage.core.register import SENSOR_KINDS
 from bocage.core.settings import load
 from bocage.edge.settings import EdgeSettings
-from edge_helpers import make_settings, to_toml
 
 MINIMAL = """
 [gateway]
@@ -67,7 +68,8 @@ def test_every_register_kind_is_accepted(tmp_path: Path) -> None:
         ('[link]\nkind = "pigeon"\n', "link.kind"),
         ("[nats]\nurll = 'typo'\n", "nats"),
         ("[spool]\nbudget_bytes = 10\n", "spool"),
-        ('[filters.power]\ndeadband = "x"\n', "filters[...].deadband"),  # msgspec does not name dict keys
+        # msgspec does not name dict keys
+        ('[filters.power]\ndeadband = "x"\n', "filters[...].deadband"),
     ],
 )
 def test_malformed_values_name_their_field(tmp_path: Path, extra: str, field: str) -> None:

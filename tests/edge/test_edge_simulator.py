@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
+
 from bocage.core.register import SENSOR_KINDS
 from bocage.edge.reading import Reading
 from bocage.edge.simulator import Place, simulate
@@ -82,8 +84,8 @@ def test_water_leak_shows_in_the_night_flow() -> None:
     leaking = simulate("w", "water_meter", start, 60_000, 7 * 24 * 60, seed=2, profile="leak")
 
     def night_min(readings: list[Reading]) -> float:
-        flows = [r.value for r in by_metric(readings, "flow") if 1 <= (r.time_ms // HOUR + 1) % 24 < 4]
-        return min(flows)
+        flows = by_metric(readings, "flow")
+        return min(r.value for r in flows if 1 <= (r.time_ms // HOUR + 1) % 24 < 4)
 
     assert night_min(normal) < 5
     assert night_min(leaking) >= 20
@@ -104,7 +106,7 @@ def test_waste_bins_are_emptied_on_collection_days() -> None:
     start = ms("2024-05-06T00:00:00")
     readings = simulate("bin", "waste_bin", start, HOUR, 14 * 24, seed=9)
     fill = [r.value for r in by_metric(readings, "fill")]
-    drops = [b - a for a, b in zip(fill, fill[1:], strict=False) if b < a - 10]
+    drops = [b - a for a, b in itertools.pairwise(fill) if b < a - 10]
     assert len(drops) >= 3  # Mondays and Thursdays
 
 
@@ -112,5 +114,5 @@ def test_counter_counts_more_by_day_than_by_night() -> None:
     start = ms("2024-05-07T00:00:00")
     readings = simulate("c", "counter", start, HOUR, 24, seed=1, place=BREST)
     counts = [r.value for r in readings]
-    per_hour = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+    per_hour = [b - a for a, b in itertools.pairwise(counts)]
     assert sum(per_hour[6:18]) > 3 * sum(per_hour[0:5] + per_hour[21:])

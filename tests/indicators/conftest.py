@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from territory_sample import chdb_path, store, writer
+from territory_sample import store, writer
 
-__all__ = ["chdb_path", "store", "writer"]
+__all__ = ["store", "writer"]

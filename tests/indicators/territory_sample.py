@@ -1,9 +1,8 @@
 """A small pooled territory (an EPCI, two communes) and a writer of real readings.
 
 Shared by the indicator and API tests (tests/api/conftest.py puts this folder on sys.path);
-their conftests import the fixtures below. The chDB data path is shared by the whole session
-(chDB allows one per process); every conftest that needs one derives it with the same
-expression, so they agree.
+their conftests import the fixtures below. ``store`` uses the session's ``chdb_path``
+(tests/conftest.py: chDB opens one data path per process) and a database of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from bocage.core.register import Gateway, Register, Sensor, Territory
 from bocage.store import Store, StoreSettings
 
@@ -94,12 +94,6 @@ class Writer:
             for ts, value in points
         ]
         self.store.insert_rows("readings", rows, COLUMNS)
-
-
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's chDB data folder."""
-    return tmp_path_factory.getbasetemp() / "chdb"
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from territory_sample import EPCI, PARIS, A, B, Writer, at, base_day, hours_in, register
+
 from bocage.indicators import CATALOG, Catalog, Indicators, IndicatorsSettings, Period
 from bocage.store import Store
-from territory_sample import EPCI, PARIS, A, B, Writer, at, base_day, hours_in, register
 
 NO_CACHE = IndicatorsSettings(cache_seconds=0)
 
@@ -88,6 +89,30 @@ async def test_cache_serves_a_result_for_cache_seconds(store: Store, writer: Wri
     writer.add(B, "lc-b1", "energy", [(at(d, "18:00"), 4000)])
     assert await indicators.values(indicator, B, Period(d, d)) == first  # the trade-off
     assert table(indicators.compute(indicator, B, Period(d, d))) == {(B, d): (4.0, 1)}
+
+
+async def test_stale_result_is_served_once_while_it_is_refreshed(
+    store: Store, writer: Writer
+) -> None:
+    d = base_day()
+    lighting_energy(writer, d)
+    now = [0.0]
+    indicators = Indicators(IndicatorsSettings(cache_seconds=10), store, register(),
+                            monotonic=lambda: now[0])
+    indicator = indicators.catalog.get("lighting_energy_kwh")
+    assert indicator is not None
+
+    async def value() -> float:
+        return (await indicators.values(indicator, B, Period(d, d)))[0].value
+
+    assert await value() == 3.0
+    writer.add(B, "lc-b1", "energy", [(at(d, "18:00"), 4000)])
+    now[0] = 5.0
+    assert await value() == 3.0  # fresh
+    now[0] = 15.0
+    assert await value() == 3.0  # stale but recent: served, refreshed in the background
+    now[0] = 100.0
+    assert await value() == 4.0  # too old to serve: waits for the query
 
 
 def test_lighting_burn_hours(store: Store, writer: Writer) -> None:

@@ -57,7 +57,8 @@ def helm(helm_bin: str, *args: str) -> str:
         [helm_bin, *args], capture_output=True, text=True, timeout=120, check=False
     )
     if result.returncode != 0:
-        raise HelmError(result.stderr.strip() or result.stdout.strip())
+        # `helm lint` reports on stdout and sums up on stderr
+        raise HelmError(f"{result.stderr.strip()}\n{result.stdout.strip()}".strip())
     return result.stdout
 
 

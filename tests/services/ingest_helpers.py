@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import bocage_native
+import msgspec
 import numpy as np
 from bocage.core import subjects
 from bocage.core.register import Gateway, Register, Sensor, Territory
@@ -99,3 +103,37 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def toml_value(value: Any) -> str:
+    """A TOML inline value (strings, numbers, booleans, lists, tables; None is left out)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def write_settings(path: Path, sections: dict[str, Any]) -> Path:
+    """A settings file with one line per top-level key (sections as inline tables)."""
+    lines = [f"{key} = {toml_value(msgspec.to_builtins(value))}" for key, value in sections.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def metric(port: int, name: str, labels: str = "") -> float:
+    """Value of one Prometheus sample served on ``127.0.0.1:port`` (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0

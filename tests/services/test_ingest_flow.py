@@ -148,9 +148,10 @@ async def test_crash_between_insert_and_ack_does_not_duplicate(
             timestamps=cols["timestamps"], values=cols["values"], quality=cols["quality"],
         )
     store.insert_readings(batch.to_arrow(), dedup_token="crashed-batch")
-    # ...and the worst case: it died between the readings part and the ledger part of frame 3
-    store.command(f"ALTER TABLE {store.table('frames')} DELETE WHERE sequence = 3 "
-                  "SETTINGS mutations_sync = 1")
+    # ...and the worst case: it died after the readings part, before the parts the views
+    # derive from it (here: the hourly rollup and the ledger of every frame)
+    for table in ("frames", "readings_1h"):
+        store.command(f"ALTER TABLE {store.table(table)} DELETE WHERE 1 SETTINGS mutations_sync = 1")
     # the messages were delivered to it and never acknowledged: JetStream redelivers them
     durable = "bocage-ingest"
     ingestor = Ingestor(IngestSettings(**{**_fast(), "ack_wait_s": 1.0}), store, register, nc)
@@ -162,7 +163,12 @@ async def test_crash_between_insert_and_ack_does_not_duplicate(
     async with running(ingestor):
         await eventually(lambda: drained(nc), what="redelivered frames handled")
     assert rows(store) == distinct_rows(store) == 6 * 40
-    assert store.scalar("SELECT sum(count) FROM readings_1h") == 6 * 40
+    for table in ("readings_1m", "readings_1h", "readings_1d"):
+        assert store.scalar(f"SELECT sum(count) FROM {table}") == 6 * 40, table
+    assert store.scalar("SELECT sum(readings) FROM frames") == 6 * 40
+    raw = store.query("SELECT sensor, max(value) FROM readings GROUP BY sensor ORDER BY sensor")
+    rolled = store.query("SELECT sensor, max(max) FROM readings_1h GROUP BY sensor ORDER BY sensor")
+    assert raw == rolled
 
 
 def _fast() -> dict[str, object]:
@@ -208,8 +214,10 @@ async def test_graceful_stop_then_restart_stores_everything_once(
     async with running(Ingestor(settings, store, register, nc)):
         await eventually(lambda: rows(store) > 0, what="some frames stored")
     # stopped mid-flow: whatever was fetched is stored and acknowledged, or released
-    info = await js.consumer_info(subjects.STREAM, "bocage-ingest")
-    assert info.num_ack_pending == 0
+    async def nothing_held() -> bool:
+        return (await js.consumer_info(subjects.STREAM, "bocage-ingest")).num_ack_pending == 0
+
+    await eventually(nothing_held, timeout=10, what="no message held after stop")
     async with running(Ingestor(FAST, store, register, nc)):
         await eventually(lambda: drained(nc), what="rest stored")
     assert rows(store) == distinct_rows(store) == 200 * 4 * 50

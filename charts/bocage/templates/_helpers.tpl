@@ -172,6 +172,12 @@ and the ingest metrics listen), overridden by .Values.config.
   "api" (dict "host" "0.0.0.0" "port" (int .Values.api.port))
   "ingest" (dict "metrics_port" (int .Values.ingest.metricsPort))
 -}}
+{{- with .Values.api.ingress }}
+{{- if and .enabled .hosts }}
+{{- /* The address users reach the API at: absolute links, the DCAT catalogue. */}}
+{{- $_ := set $computed.api "public_url" (printf "%s://%s" (ternary "https" "http" (not (empty .tls))) (first .hosts).host) }}
+{{- end }}
+{{- end }}
 {{- $settings := mustMergeOverwrite $computed (deepCopy .Values.config) -}}
 {{- if hasKey $settings.store "dsn" }}
 {{- fail "config.store.dsn must not be set: the DSN is built from clickhouse.auth (a Secret)" }}

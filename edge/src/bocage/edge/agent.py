@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from bocage.core.errors import ConfigError
 from bocage.core.events import Alarm, GatewayStatus
 from bocage.core.events import encode as encode_event
 from bocage.core.logs import get_logger
 from bocage.edge.adapters import Source
+from bocage.edge.adapters.csv import CsvSource
+from bocage.edge.adapters.http import HttpSource
+from bocage.edge.adapters.mqtt import MqttSource
 from bocage.edge.adapters.simulated import SimulatorSource
 from bocage.edge.batcher import Batch, Batcher
 from bocage.edge.compaction import WindowCompactor
@@ -53,9 +55,12 @@ def build_sources(settings: EdgeSettings) -> list[Source]:
         by_adapter.setdefault(sensor.adapter, []).append(sensor)
     if "simulator" in by_adapter:
         sources.append(SimulatorSource(settings, by_adapter["simulator"]))
-    for name in ("mqtt", "http", "csv"):
-        if name in by_adapter:
-            raise ConfigError(f"the {name} adapter is not available yet", field="sensors")
+    if "mqtt" in by_adapter:
+        sources.append(MqttSource(settings, by_adapter["mqtt"]))
+    if "http" in by_adapter:
+        sources.append(HttpSource(settings, by_adapter["http"]))
+    if "csv" in by_adapter:
+        sources.append(CsvSource(settings, by_adapter["csv"]))
     return sources
 
 

@@ -237,10 +237,13 @@ class Forwarder:
     def _within_budget(self, records: list[Record]) -> list[Record]:
         allowed: list[Record] = []
         held: list[Record] = []
+        planned = 0  # bytes of the records already allowed in this window
         for record in records:
+            size = len(record.payload) + _OVERHEAD_BYTES
             urgent = record.kind == RecordKind.ALARM
-            if self.sobriety.may_send(len(record.payload), urgent=urgent):
+            if self.sobriety.may_send(planned + size, urgent=urgent):
                 allowed.append(record)
+                planned += size
             else:
                 held.append(record)
         if held:
@@ -264,7 +267,7 @@ class Forwarder:
                     reconnect = f"{reason}: {_describe(result)}"
                 continue
             sent_bytes += len(record.payload) + _OVERHEAD_BYTES
-            self.spool.done(record.seq, DoneReason.DELIVERED)
+            self.spool.done(record, DoneReason.DELIVERED)
             if record.kind == RecordKind.ALARM:
                 self.counters.alarms_sent += 1
             else:

@@ -119,6 +119,38 @@ class ForwardSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Random delay before draining after a reconnection, so gateways do not drain in step."""
 
 
+class MqttSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The MQTT broker a LoRaWAN network server (ChirpStack v4) publishes uplink events on."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str = ""
+    """Persistent session id (default ``bocage-<gateway>``) so QoS 1 messages wait for us."""
+    topic: str = "application/+/device/+/event/+"
+    qos: int = 1
+
+
+class HttpSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The local HTTP endpoint sensors (or a ChirpStack HTTP integration) push readings to."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+class CsvSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A CSV file to replay: columns ``time`` (ISO 8601 or epoch ms), ``sensor``, ``metric``,
+    ``value`` and optionally ``quality``."""
+
+    path: str = ""
+    speed: float = 0.0
+    """Replay speed relative to the recorded times (0 = as fast as possible)."""
+    progress: bool = True
+    """Show a progress bar on a terminal."""
+
+
 class SensorSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One sensor the gateway reads, and through which adapter."""
 
@@ -201,6 +233,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     filters: dict[str, MetricFilter] = msgspec.field(default_factory=dict)
     link: LinkSection = msgspec.field(default_factory=LinkSection)
     power: PowerSection = msgspec.field(default_factory=PowerSection)
+    mqtt: MqttSection = msgspec.field(default_factory=MqttSection)
+    http: HttpSection = msgspec.field(default_factory=HttpSection)
+    csv: CsvSection = msgspec.field(default_factory=CsvSection)
     metrics_port: int = 0
     """Port of the Prometheus endpoint on loopback (0 = off)."""
     metrics_host: str = "127.0.0.1"

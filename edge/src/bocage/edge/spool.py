@@ -102,6 +102,8 @@ class SpoolError(BocageError):
 class Record:
     """A record handed to the forwarder."""
 
+    slot: int
+    """Position in this spool's append order (internal; hand it back to done/release)."""
     seq: int
     kind: RecordKind
     readings: int
@@ -179,13 +181,14 @@ class _Segment:
     """Index of one segment file: everything but the payloads."""
 
     __slots__ = (
-        "count", "done", "id", "kinds", "lengths", "offsets", "path", "pending", "readings",
-        "seqs", "size",
+        "count", "done", "first_slot", "id", "kinds", "lengths", "offsets", "path", "pending",
+        "readings", "seqs", "size",
     )
 
-    def __init__(self, seg_id: int, path: Path) -> None:
+    def __init__(self, seg_id: int, path: Path, first_slot: int) -> None:
         self.id = seg_id
         self.path = path
+        self.first_slot = first_slot
         self.size = 0
         self.count = 0
         self.pending = 0
@@ -195,10 +198,6 @@ class _Segment:
         self.readings = array.array("I")
         self.kinds = bytearray()
         self.done = bytearray()
-
-    @property
-    def first_seq(self) -> int:
-        return self.seqs[0] if self.count else 1 << 63
 
     def add(self, seq: int, offset: int, length: int, readings: int, kind: int) -> int:
         self.seqs.append(seq)
@@ -211,9 +210,9 @@ class _Segment:
         self.pending += 1
         return self.count - 1
 
-    def index_of(self, seq: int) -> int | None:
-        i = bisect_right(self.seqs, seq) - 1
-        return i if i >= 0 and self.seqs[i] == seq else None
+    def index_of(self, slot: int) -> int | None:
+        i = slot - self.first_slot
+        return i if 0 <= i < self.count else None
 
 
 def _pack_record(  # noqa: PLR0917 - mirrors the header layout
@@ -319,6 +318,7 @@ class Spool:
         self._done_size = 0
         self._lock_fd = -1
         self._next_seq = 1
+        self._next_slot = 0
         self._lease_end = 1
         self.watermarks: dict[tuple[str, str], int] = {}
         self._stacks: dict[int, array.array[int]] = {k: array.array("Q") for k in RecordKind}
@@ -355,7 +355,7 @@ class Spool:
         max_seq = 0
         replaced: set[int] = set()
         for seg_id, path in list_segments(self.dir):
-            segment = _Segment(seg_id, path)
+            segment = _Segment(seg_id, path, self._next_slot)
             data = path.read_bytes()
             records, damage, broken = scan_segment(data)
             for offset, length, reason in damage:
@@ -376,6 +376,7 @@ class Spool:
                 if kind == RecordKind.FRAME:
                     self._update_watermarks_from(seq, payload, report)
             segment.size = len(data)
+            self._next_slot += segment.count
             report.records += segment.count
             self._segments.append(segment)
         for segment in self._segments:
@@ -388,7 +389,7 @@ class Spool:
         for segment in self._segments:
             for i in range(segment.count):
                 if not segment.done[i]:
-                    self._stacks[segment.kinds[i]].append(segment.seqs[i])
+                    self._stacks[segment.kinds[i]].append(segment.first_slot + i)
                     report.pending_records += 1
                     report.pending_readings += segment.readings[i]
         self._next_seq = max(state.seq_lease, max_seq + 1)
@@ -442,7 +443,7 @@ class Spool:
         seg_id = self._segments[-1].id + 1 if self._segments else 1
         path = self.dir / f"{seg_id:08d}.seg"
         self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        segment = _Segment(seg_id, path)
+        segment = _Segment(seg_id, path, self._next_slot)
         segment.size = os.fstat(self._active_fd).st_size
         self._segments.append(segment)
         if self.fsync_policy != "never":
@@ -488,14 +489,15 @@ class Spool:
         self._write(self._active_fd, record)
         self._active.size += len(record)
         self._active.add(seq, offset, len(record), readings, kind)
-        self.counters.spool_bytes = self.size_bytes
+        slot = self._next_slot
+        self._next_slot += 1
         if kind == RecordKind.ALARM or self.fsync_policy == "always":
-            self._unsynced.append((kind, seq))
+            self._unsynced.append((kind, slot))
             self.sync()
         elif self.fsync_policy == "never":
-            self._stacks[kind].append(seq)
+            self._stacks[kind].append(slot)
         else:
-            self._unsynced.append((kind, seq))
+            self._unsynced.append((kind, slot))
         self._refresh_gauges()
 
     def _write(self, fd: int, data: bytes) -> None:
@@ -516,8 +518,8 @@ class Spool:
             os.fsync(self._active_fd)
         if self._done_fd >= 0 and self.fsync_policy != "never":
             os.fsync(self._done_fd)
-        for kind, seq in self._unsynced:
-            self._stacks[kind].append(seq)
+        for kind, slot in self._unsynced:
+            self._stacks[kind].append(slot)
         self._unsynced.clear()
         self._last_sync = time.monotonic()
         self._refresh_gauges()
@@ -546,17 +548,17 @@ class Spool:
             while stack and len(out) < max_records:
                 if max_readings and out and readings >= max_readings:
                     return out
-                seq = stack.pop()
-                found = self._locate(seq)
+                slot = stack.pop()
+                found = self._locate(slot)
                 if found is None:
                     continue
                 segment, i = found
-                if segment.done[i] or seq in self._inflight:
+                if segment.done[i] or slot in self._inflight:
                     continue
                 record = self._read(segment, i)
                 if record is None:
                     continue
-                self._inflight[seq] = record.readings
+                self._inflight[slot] = record.readings
                 out.append(record)
                 readings += record.readings
         self._refresh_gauges()
@@ -564,24 +566,26 @@ class Spool:
 
     def release(self, records: list[Record]) -> None:
         """Put back records whose publication failed; they keep their place (freshest on top)."""
-        for record in sorted(records, key=lambda r: r.seq):
-            self._inflight.pop(record.seq, None)
-            if self._locate(record.seq) is None:
+        for record in sorted(records, key=lambda r: r.slot):
+            self._inflight.pop(record.slot, None)
+            if self._locate(record.slot) is None:
                 # evicted by the overflow policy while in flight: counted now, not twice
-                self.counters.dropped["spool_full"] += record.readings
+                self.counters.dropped[_overflow_reason(record.kind)] += record.readings
                 continue
-            self._stacks[record.kind].append(record.seq)
+            self._stacks[record.kind].append(record.slot)
         self._refresh_gauges()
 
-    def done(self, seq: int, reason: DoneReason = DoneReason.DELIVERED) -> None:
-        """Record that ``seq`` left the spool; deletes its segment once nothing is pending."""
-        self._inflight.pop(seq, None)
-        found = self._locate(seq)
-        if found is None:
-            return
-        segment, i = found
+    def done(self, record: Record, reason: DoneReason = DoneReason.DELIVERED) -> None:
+        """Record that ``record`` left the spool (its segment goes once nothing is pending)."""
+        self._inflight.pop(record.slot, None)
+        found = self._locate(record.slot)
+        if found is not None:
+            self._done_at(*found, reason)
+
+    def _done_at(self, segment: _Segment, i: int, reason: DoneReason) -> None:
         if segment.done[i]:
             return
+        seq = segment.seqs[i]
         segment.done[i] = 1
         segment.pending -= 1
         entry = DONE.pack(seq, reason, 0)
@@ -596,12 +600,12 @@ class Spool:
             self._rewrite_done_log()
         self._refresh_gauges()
 
-    def _locate(self, seq: int) -> tuple[_Segment, int] | None:
-        k = bisect_right(self._segments, seq, key=lambda s: s.first_seq) - 1
+    def _locate(self, slot: int) -> tuple[_Segment, int] | None:
+        k = bisect_right(self._segments, slot, key=lambda s: s.first_slot) - 1
         if k < 0:
             return None
         segment = self._segments[k]
-        i = segment.index_of(seq)
+        i = segment.index_of(slot)
         return None if i is None else (segment, i)
 
     def _read(self, segment: _Segment, i: int) -> Record | None:
@@ -616,13 +620,14 @@ class Spool:
             # the disk changed under us since recovery: count it, never send garbage
             log.error("spool record unreadable", seq=segment.seqs[i], reason=parsed)
             self.counters.dropped["corrupt"] += segment.readings[i]
-            self.done(segment.seqs[i], DoneReason.CORRUPT)
+            self._done_at(segment, i, DoneReason.CORRUPT)
             return None
         fields, _end = parsed
         payload = data[HEADER.size :]
         if fields[3] & FLAG_REPLACES:
             _, payload = _split_replaces(payload)
-        return Record(fields[4], RecordKind(fields[2]), fields[6], fields[5], payload)
+        slot = segment.first_slot + i
+        return Record(slot, fields[4], RecordKind(fields[2]), fields[6], fields[5], payload)
 
     # ------------------------------------------------------------------------------ overflow
 
@@ -643,7 +648,7 @@ class Spool:
     def _evict(self, segment: _Segment) -> None:
         waiting = [
             i for i in range(segment.count)
-            if not segment.done[i] and segment.seqs[i] not in self._inflight
+            if not segment.done[i] and segment.first_slot + i not in self._inflight
         ]
         raw = [i for i in waiting if segment.kinds[i] == RecordKind.FRAME]
         old = [i for i in waiting if segment.kinds[i] == RecordKind.AGGREGATE]
@@ -667,14 +672,14 @@ class Spool:
                 self.counters.compacted_into += readings
                 compacted = True
                 for i in raw:
-                    self.done(segment.seqs[i], DoneReason.COMPACTED)
+                    self._done_at(segment, i, DoneReason.COMPACTED)
         if not compacted:
-            self.counters.dropped["spool_full"] += raw_readings
+            self.counters.dropped["overflow_raw"] += raw_readings
             for i in raw:
-                self.done(segment.seqs[i], DoneReason.DROPPED)
-        self.counters.dropped["spool_full"] += sum(segment.readings[i] for i in old)
+                self._done_at(segment, i, DoneReason.DROPPED)
+        self.counters.dropped["overflow_aggregate"] += sum(segment.readings[i] for i in old)
         for i in old:
-            self.done(segment.seqs[i], DoneReason.DROPPED)
+            self._done_at(segment, i, DoneReason.DROPPED)
         for i in alarms:
             record = self._read(segment, i)
             if record is not None:
@@ -682,7 +687,7 @@ class Spool:
                     RecordKind.ALARM, record.payload, seq=self.next_sequence(), readings=0,
                     time_ms=record.time_ms, replaces=[record.seq],
                 )
-                self.done(record.seq, DoneReason.CARRIED)
+                self.done(record, DoneReason.CARRIED)
         if segment in self._segments:
             # records still in flight are resolved by their acknowledgement (counted delivered)
             # or by release() (counted dropped): never both, never neither
@@ -813,6 +818,10 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _overflow_reason(kind: RecordKind) -> str:
+    return "overflow_aggregate" if kind == RecordKind.AGGREGATE else "overflow_raw"
 
 
 def list_segments(directory: Path) -> Iterator[tuple[int, Path]]:

@@ -31,6 +31,25 @@ impl BitWriter {
         }
     }
 
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes + 8);
+    }
+
+    /// Writes `bits` < 64 bits of `v`, whose higher bits must be zero.
+    #[inline]
+    pub fn write_small(&mut self, v: u64, bits: u32) {
+        debug_assert!(bits < 64 && (v >> bits) == 0);
+        self.buf |= v << self.n;
+        let total = self.n + bits;
+        if total >= 64 {
+            self.out.extend_from_slice(&self.buf.to_le_bytes());
+            self.buf = if self.n == 0 { 0 } else { v >> (64 - self.n) };
+            self.n = total - 64;
+        } else {
+            self.n = total;
+        }
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         let bytes = self.n.div_ceil(8) as usize;
         self.out.extend_from_slice(&self.buf.to_le_bytes()[..bytes]);
@@ -52,15 +71,23 @@ impl<'a> BitReader<'a> {
 
     /// Makes at least 56 bits available; past the end, zero bits are supplied and the
     /// overrun is detected by `finish`.
-    #[inline]
+    #[inline(always)]
     pub fn refill(&mut self) {
-        if self.pos + 8 <= self.data.len() {
-            let w = u64::from_le_bytes(self.data[self.pos..self.pos + 8].try_into().unwrap());
+        if let Some(w) = self.data.get(self.pos..self.pos + 8) {
+            let w = u64::from_le_bytes(w.try_into().unwrap());
             self.buf |= w << self.n;
             let take = (63 - self.n) >> 3;
             self.pos += take as usize;
             self.n += take * 8;
         } else {
+            self.refill_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill_slow(&mut self) {
+        {
             while self.n <= 56 {
                 let b = if self.pos < self.data.len() { self.data[self.pos] } else { 0 };
                 self.buf |= (b as u64) << self.n;
@@ -97,6 +124,19 @@ impl<'a> BitReader<'a> {
         }
         let v = self.buf & ((1u64 << bits) - 1);
         self.buf >>= bits;
+        self.n -= bits;
+        v
+    }
+
+    /// Takes `bits` <= `available()` bits (0 allowed) without refilling.
+    #[inline]
+    pub fn take_unchecked(&mut self, bits: u32) -> u64 {
+        debug_assert!(bits <= self.n);
+        if bits == 0 {
+            return 0;
+        }
+        let v = self.buf & (u64::MAX >> (64 - bits));
+        self.buf = if bits == 64 { 0 } else { self.buf >> bits };
         self.n -= bits;
         v
     }

@@ -228,6 +228,56 @@ mod tests {
         rt_f64(&v);
     }
 
+    /// Deterministic pseudo-random arrays of many shapes and sizes (a cheap property test; the
+    /// hypothesis tests in tests/native go further).
+    #[test]
+    fn generated_roundtrips() {
+        let mut x: u64 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..400 {
+            let n = [0usize, 1, 2, 3, 7, 63, 64, 65, 200, 511, 512, 513, 1000, 3000][case % 14];
+            let shape = (case / 14) % 8;
+            let scale = 1u64 << (next() % 64);
+            let mut acc = next() as i64;
+            let ints: Vec<i64> = (0..n)
+                .map(|i| match shape {
+                    0 => next() as i64,
+                    1 => (next() % scale.max(1)) as i64 - (scale / 2) as i64,
+                    2 => {
+                        acc = acc.wrapping_add((next() % 1000) as i64);
+                        acc
+                    }
+                    3 => 1_600_000_000_000 + i as i64 * 1000 + if next() % 50 == 0 { (next() % 100000) as i64 } else { 0 },
+                    4 => if next() % 3 == 0 { i64::MIN } else { i64::MAX },
+                    5 => ((next() % 7) as i64 - 3) * (scale as i64),
+                    6 => acc.wrapping_mul(i as i64),
+                    _ => (i as i64 / 17) % 5,
+                })
+                .collect();
+            rt_int(&ints);
+            let floats: Vec<f64> = ints
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| match shape {
+                    0 => f64::from_bits(v as u64),
+                    1 => v as f64 / 1000.0,
+                    2 => (v % 100000) as f64 / 100.0,
+                    3 => [f64::NAN, -0.0, 0.0, f64::INFINITY, 1e-310][i % 5],
+                    4 => (v as f64).sqrt(),
+                    5 => (v >> 40) as f64 * 0.1,
+                    6 => f64::from_bits((v as u64) & 0x800f_ffff_ffff_ffff),
+                    _ => ((i / 9) % 4) as f64 * 0.7 + 0.000000000000003,
+                })
+                .collect();
+            rt_f64(&floats);
+        }
+    }
+
     #[test]
     fn quality_roundtrips() {
         for q in [vec![], vec![0u8; 10], vec![1, 2, 3], vec![0, 0, 0, 0, 5, 5, 5, 5, 5, 5, 0]] {

@@ -14,7 +14,7 @@
 //!   to `n`).
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
-use crate::intcodec::{decode_ints, encode_ints};
+use crate::intcodec::{decode_ints, decode_ints_map, encode_ints};
 
 pub const F_RAW: u8 = 0x40;
 pub const F_CONST: u8 = 0x41;
@@ -32,12 +32,48 @@ const POW10: [f64; MAX_E + 1] = [
 /// The mantissa of `v` at exponent `e`, if `(m as f64) / 10^e` gives `v` back bit for bit.
 #[inline]
 fn mantissa(v: f64, e: usize) -> Option<i64> {
-    let m = (v * POW10[e]).round();
+    let m = round_fast(v * POW10[e]);
     if !(m.abs() < 9.2e18) {
         return None;
     }
     let m = m as i64;
     ((m as f64) / POW10[e]).to_bits().eq(&v.to_bits()).then_some(m)
+}
+
+/// Nearest integer (ties to even below 2^51; any rounding is fine: callers verify).
+#[inline]
+fn round_fast(x: f64) -> f64 {
+    const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
+    if x.abs() < 2251799813685248.0 {
+        (x + MAGIC) - MAGIC
+    } else {
+        x.round()
+    }
+}
+
+/// Smallest exponent at which `v` is an exact decimal, searching from `hint` downwards when
+/// it fits and upwards otherwise.
+#[inline]
+fn min_exponent_from(v: f64, hint: usize) -> Option<(usize, i64)> {
+    if v.is_finite() && v == v.trunc() && v.abs() < 9.2e18 && v.to_bits() != (-0.0f64).to_bits() {
+        return Some((0, v as i64));
+    }
+    match mantissa(v, hint) {
+        Some(m) => {
+            let (mut k, mut mk) = (hint, m);
+            while k > 1 {
+                match mantissa(v, k - 1) {
+                    Some(m2) => {
+                        k -= 1;
+                        mk = m2;
+                    }
+                    None => break,
+                }
+            }
+            Some((k, mk))
+        }
+        None => (hint + 1..=MAX_E).find_map(|e| mantissa(v, e).map(|m| (e, m))),
+    }
 }
 
 /// Smallest exponent at which `v` is an exact decimal.
@@ -77,19 +113,29 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         if runs * 2 <= n {
             consider(encode_runs(v, runs), &mut best);
         }
+        // Long runs: at most a few bits a run, which no per-value coding (>= 1 bit a value) beats.
+        if runs * 16 <= n {
+            out.extend_from_slice(&best);
+            return;
+        }
     }
     // Decimals: pick the exponent from a sample.
-    let step = (n / 32).max(1);
+    let step = (n / 16).max(1);
     let mut ks: Vec<usize> = v.iter().step_by(step).filter_map(|&x| min_exponent(x).map(|p| p.0)).collect();
     let sampled = n.div_ceil(step);
     if ks.len() * 4 >= sampled * 3 {
         ks.sort_unstable();
         let e = ks[(ks.len() * 9 / 10).min(ks.len() - 1)];
         let spread = ks.iter().filter(|&&k| k + 1 < e).count();
-        if let Some(c) = encode_dec(v, e) {
+        // Decimals of very different lengths (e.g. values printed from float32) are cheaper with
+        // an exponent per value; otherwise one exponent for all.
+        let per_value = e >= 4 && spread * 4 > ks.len();
+        let dec = encode_dec(v, e);
+        let dec_failed = dec.is_none();
+        if let Some(c) = dec {
             consider(c, &mut best);
         }
-        if spread * 8 > ks.len() || e >= 7 {
+        if per_value || dec_failed {
             consider(encode_deck(v), &mut best);
         }
     } else if !ks.is_empty() {
@@ -143,11 +189,15 @@ fn encode_deck(v: &[f64]) -> Vec<u8> {
     let n = v.len();
     let mut ks = Vec::with_capacity(n);
     let mut ms = Vec::with_capacity(n);
+    let mut hint = 1usize;
     for &x in v {
-        match min_exponent(x) {
+        match min_exponent_from(x, hint) {
             Some((k, m)) => {
                 ks.push(k as i64);
                 ms.push(m);
+                if k > 0 {
+                    hint = k;
+                }
             }
             None => {
                 ks.push(K_RAW);
@@ -166,7 +216,9 @@ fn encode_deck(v: &[f64]) -> Vec<u8> {
 }
 
 fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
-    let mut dict: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+    let mut dict: Vec<u64> = Vec::with_capacity(runs);
+    dict.push(v[0].to_bits());
+    dict.extend(v.windows(2).filter(|w| w[0].to_bits() != w[1].to_bits()).map(|w| w[1].to_bits()));
     dict.sort_unstable_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
     dict.dedup();
     let mut idx = Vec::with_capacity(runs);
@@ -237,10 +289,9 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
                 }
                 exc.push((pos, r.u64("exception value")?));
             }
-            let ms = decode_ints(r.rest(), n)?;
-            r = Reader::new(&[]);
             let p = POW10[e];
-            let mut out: Vec<f64> = ms.iter().map(|&m| (m as f64) / p).collect();
+            let mut out = decode_ints_map(r.rest(), n, |m| (m as f64) / p)?;
+            r = Reader::new(&[]);
             for (i, bits) in exc {
                 out[i] = f64::from_bits(bits);
             }
@@ -249,16 +300,16 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
         F_DECK => {
             let l = r.len_prefix("exponent column length")?;
             let ks = decode_ints(r.take(l, "exponent column")?, n)?;
-            let ms = decode_ints(r.rest(), n)?;
-            r = Reader::new(&[]);
-            let mut out = Vec::with_capacity(n);
-            for (&k, &m) in ks.iter().zip(&ms) {
-                out.push(match k {
-                    0..=18 => (m as f64) / POW10[k as usize],
-                    K_RAW => f64::from_bits(m as u64),
-                    _ => return Err(Error::corrupt(format!("decimal exponent {k} out of range"))),
-                });
+            if let Some(k) = ks.iter().find(|&&k| !(0..=K_RAW).contains(&k)) {
+                return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
             }
+            let mut i = 0usize;
+            let out = decode_ints_map(r.rest(), n, |m| {
+                let k = ks.get(i).copied().unwrap_or(0) as usize;
+                i += 1;
+                if k <= MAX_E { (m as f64) / POW10[k] } else { f64::from_bits(m as u64) }
+            })?;
+            r = Reader::new(&[]);
             out
         }
         F_RUNS if allow_runs => {

@@ -1,4 +1,5 @@
 //! Length-limited canonical Huffman codes over small alphabets, written LSB-first.
+#[cfg(test)]
 use crate::bits::{BitReader, BitWriter};
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
@@ -92,65 +93,42 @@ pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
 }
 
 /// Table: varint(#used symbols), then for each used symbol in increasing order
-/// varint(gap from the previous used symbol + 1, the first from -1), then the code lengths,
-/// two 4-bit lengths a byte (low nibble first).
-pub fn write_table(lens: &[u8], single: Option<usize>, out: &mut Vec<u8>) {
-    if let Some(s) = single {
-        put_varint(out, 1);
-        put_varint(out, s as u64);
-        return;
-    }
-    let used: Vec<usize> = (0..lens.len()).filter(|&i| lens[i] > 0).collect();
-    put_varint(out, used.len() as u64);
+/// varint(gap from the previous used symbol minus 1; the first symbol itself), then the code
+/// lengths, two 4-bit lengths a byte (low nibble first). A table of one symbol has no lengths:
+/// that symbol takes 0 bits.
+pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
+    put_varint(out, syms.len() as u64);
     let mut prev: i64 = -1;
-    for &s in &used {
+    for &s in syms {
         put_varint(out, (s as i64 - prev - 1) as u64);
         prev = s as i64;
     }
-    for pair in used.chunks(2) {
-        let lo = lens[pair[0]];
-        let hi = if pair.len() > 1 { lens[pair[1]] } else { 0 };
-        out.push(lo | (hi << 4));
-    }
-}
-
-pub fn table_bytes(lens: &[u8], single: bool) -> usize {
-    if single {
-        return 1 + 2;
-    }
-    let mut n = 0usize;
-    let mut prev: i64 = -1;
-    let mut used = 0usize;
-    for (s, &l) in lens.iter().enumerate() {
-        if l > 0 {
-            n += crate::bytes::varint_len((s as i64 - prev - 1) as u64);
-            prev = s as i64;
-            used += 1;
+    if syms.len() > 1 {
+        for pair in lens.chunks(2) {
+            let lo = pair[0];
+            let hi = if pair.len() > 1 { pair[1] } else { 0 };
+            out.push(lo | (hi << 4));
         }
     }
-    n + crate::bytes::varint_len(used as u64) + used.div_ceil(2)
 }
 
-/// Decoding table: `2^bits` entries of (symbol << 8 | length); length 0xff marks a hole.
+/// Decoding table: `2^bits` entries of `(index of the symbol in the table's symbol list) << 8 |
+/// code length`; `HOLE` marks bit patterns no code starts with.
 pub struct Decoder {
     pub bits: u32,
     pub table: Vec<u32>,
+    pub syms: Vec<u32>,
 }
+
+pub const HOLE: u32 = u32::MAX;
 
 /// Reads a table written by `write_table` for an alphabet of `alphabet` symbols.
 pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
     let used = r.varint("huffman symbol count")?;
-    if used == 0 || used > alphabet as u64 {
+    if used == 0 || used > alphabet as u64 || used > r.remaining() as u64 {
         return Err(Error::corrupt("huffman table symbol count out of range"));
     }
     let used = used as usize;
-    if used == 1 {
-        let s = r.varint("huffman symbol")?;
-        if s >= alphabet as u64 {
-            return Err(Error::corrupt("huffman symbol out of range"));
-        }
-        return Ok(Decoder { bits: 0, table: vec![(s as u32) << 8] });
-    }
     let mut syms = Vec::with_capacity(used);
     let mut prev: i64 = -1;
     for _ in 0..used {
@@ -159,63 +137,51 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
         if s >= alphabet as i128 {
             return Err(Error::corrupt("huffman symbol out of range"));
         }
-        syms.push(s as usize);
+        syms.push(s as u32);
         prev = s as i64;
     }
+    if used == 1 {
+        return Ok(Decoder { bits: 0, table: vec![0], syms });
+    }
     let packed = r.take(used.div_ceil(2), "huffman code lengths")?;
-    let mut lens = vec![0u8; alphabet];
+    let mut lens = vec![0u8; used];
     let mut max_len = 0u32;
     let mut kraft: u64 = 0;
-    for (k, &s) in syms.iter().enumerate() {
+    for (k, l) in lens.iter_mut().enumerate() {
         let b = packed[k / 2];
-        let l = if k % 2 == 0 { b & 15 } else { b >> 4 };
-        if l == 0 || l as u32 > MAX_CODE_LEN {
+        *l = if k % 2 == 0 { b & 15 } else { b >> 4 };
+        if *l == 0 || *l as u32 > MAX_CODE_LEN {
             return Err(Error::corrupt("huffman code length out of range"));
         }
-        lens[s] = l;
-        max_len = max_len.max(l as u32);
-        kraft += 1u64 << (MAX_CODE_LEN - l as u32);
+        max_len = max_len.max(*l as u32);
+        kraft += 1u64 << (MAX_CODE_LEN - *l as u32);
     }
-    if kraft > 1u64 << MAX_CODE_LEN {
-        return Err(Error::corrupt("huffman code lengths are over-subscribed"));
+    // Huffman codes are complete: every bit pattern starts a code, so decoders need no check.
+    if kraft != 1u64 << MAX_CODE_LEN {
+        return Err(Error::corrupt("huffman code lengths do not form a complete code"));
     }
     let codes = canonical_codes(&lens);
     let size = 1usize << max_len;
-    let mut table = vec![0xffu32; size];
-    for &s in &syms {
-        let (code, l) = codes[s];
+    let mut table = vec![HOLE; size];
+    for (i, &(code, l)) in codes.iter().enumerate() {
         let step = 1usize << l;
         let mut j = code as usize;
         while j < size {
-            table[j] = ((s as u32) << 8) | l as u32;
+            table[j] = ((i as u32) << 8) | l as u32;
             j += step;
         }
     }
-    Ok(Decoder { bits: max_len, table })
-}
-
-impl Decoder {
-    /// Decodes one symbol; the reader must hold at least `self.bits` bits.
-    #[inline]
-    pub fn decode(&self, br: &mut BitReader<'_>) -> Result<u32> {
-        let e = self.table[br.peek(self.bits) as usize];
-        let l = e & 0xff;
-        if l == 0xff {
-            return Err(Error::corrupt("invalid huffman code in stream"));
-        }
-        br.consume(l);
-        Ok(e >> 8)
-    }
-}
-
-pub fn encode_symbol(bw: &mut BitWriter, codes: &[(u32, u8)], s: usize) {
-    let (c, l) = codes[s];
-    bw.write(c as u64, l as u32);
+    Ok(Decoder { bits: max_len, table, syms })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_symbol(bw: &mut BitWriter, codes: &[(u32, u8)], s: usize) {
+        let (c, l) = codes[s];
+        bw.write(c as u64, l as u32);
+    }
 
     #[test]
     fn lengths_are_limited_and_complete() {
@@ -237,13 +203,18 @@ mod tests {
             encode_symbol(&mut bw, &codes, s);
         }
         let data = bw.finish();
+        let syms: Vec<u32> = (0..counts.len() as u32).filter(|&i| counts[i as usize] > 0).collect();
+        let clens: Vec<u8> = syms.iter().map(|&i| lens[i as usize]).collect();
         let mut t = Vec::new();
-        write_table(&lens, None, &mut t);
+        write_table(&syms, &clens, &mut t);
         let dec = read_table(&mut Reader::new(&t), counts.len()).unwrap();
         let mut br = BitReader::new(&data);
         for &s in &msg {
             br.refill();
-            assert_eq!(dec.decode(&mut br).unwrap() as usize, s);
+            let e = dec.table[br.peek(dec.bits) as usize];
+            assert_ne!(e, HOLE);
+            br.consume(e & 0xff);
+            assert_eq!(dec.syms[(e >> 8) as usize] as usize, s);
         }
     }
 }

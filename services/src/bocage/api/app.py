@@ -7,15 +7,11 @@ all-in-one process shares one store between services and tests inject a real chD
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bocage.api import dashboard, routes
-from bocage.api.problems import http_exception_to_problem, internal_error_to_problem
-from bocage.api.settings import ApiSettings
-from bocage.core.register import Register
-from bocage.indicators import Indicators, IndicatorsSettings, QueryStore
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -24,6 +20,12 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from bocage.api import dashboard, routes, sta
+from bocage.api.problems import http_exception_to_problem, internal_error_to_problem
+from bocage.api.settings import ApiSettings
+from bocage.core.register import Register
+from bocage.indicators import Indicators, IndicatorsSettings, QueryStore
 
 API_VERSION = "1.0.0"
 
@@ -39,8 +41,8 @@ class Resources:
     metrics_registry: CollectorRegistry
 
 
-class _RequestMetrics(ASGIMiddleware):
-    """Counts requests and their latency per route template (bounded labels: never the path)."""
+class _ApiMetrics:
+    """The API's collectors in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -56,6 +58,27 @@ class _RequestMetrics(ASGIMiddleware):
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+
+
+# Several apps may share a registry (the process-wide one, in tests or restarts): collectors
+# are registered once per registry, or prometheus_client refuses the duplicates.
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _ApiMetrics] = weakref.WeakKeyDictionary()
+
+
+def _metrics(registry: CollectorRegistry) -> _ApiMetrics:
+    found = _METRICS.get(registry)
+    if found is None:
+        found = _METRICS[registry] = _ApiMetrics(registry)
+    return found
+
+
+class _RequestMetrics(ASGIMiddleware):
+    """Counts requests and their latency per route template (bounded labels: never the path)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        metrics = _metrics(registry)
+        self.requests = metrics.requests
+        self.latency = metrics.latency
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
@@ -102,8 +125,8 @@ def create_app(
     )
     api_v1 = Router(path="/api/v1", route_handlers=routes.API_V1)
     return Litestar(
-        route_handlers=[api_v1, *routes.OPS, dashboard.index],
-        state=_state(resources),
+        route_handlers=[api_v1, *routes.OPS, *sta.ROUTES, dashboard.index],
+        state=State({"resources": resources, "sta": {}}),
         middleware=[_RequestMetrics(registry)],
         plugins=[
             ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=http_exception_to_problem))
@@ -126,6 +149,3 @@ def create_app(
         logging_config=None,
     )
 
-
-def _state(resources: Resources) -> State:
-    return State({"resources": resources})

@@ -1,7 +1,8 @@
 """The dashboard at ``/``: one server-rendered HTML page, no JavaScript, no build step.
 
 A table with one row per territory (groupings first, their communes beneath) and one column per
-indicator: the latest local day's value, and an inline SVG sparkline of the last days. It is
+indicator: the value of the last complete local day (yesterday: today's would be partial and
+look like a drop), and an inline SVG sparkline of the days before. It is
 meant to be opened by a municipal secretary on any browser, and to weigh a few kilobytes.
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from html import escape
 
+from litestar import Response, get
+from litestar.datastructures import State
+
 from bocage.api.routes import resources
 from bocage.core.register import Territory
 from bocage.indicators import IndicatorValue, Period
-from litestar import Response, get
-from litestar.datastructures import State
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2a1d;background:#fbfcf8}
@@ -47,6 +49,8 @@ def _sparkline(points: list[tuple[int, float]], days: int) -> str:
 
 
 def _format(value: float, label: str | None) -> str:
+    if label is not None:  # an index: its class number and name
+        return f"{value:.0f} <small>{escape(label)}</small>"
     text = f"{value:,.1f}".replace(",", "\u202f") if abs(value) < 1e6 else f"{value:.3g}"
     return f"{text} <small>{escape(label)}</small>" if label else text
 
@@ -76,8 +80,8 @@ async def index(state: State) -> Response[str]:
     """The dashboard page."""
     res = resources(state)
     days = max(res.settings.dashboard_days, 1)
-    today = res.indicators.today()
-    period = Period(today - timedelta(days=days - 1), today)
+    yesterday = res.indicators.today() - timedelta(days=1)
+    period = Period(yesterday - timedelta(days=days - 1), yesterday)
     catalog = list(res.indicators.catalog)
     by_indicator: dict[str, dict[str, list[IndicatorValue]]] = {}
     for indicator in catalog:
@@ -101,7 +105,7 @@ async def index(state: State) -> Response[str]:
                 continue
             latest = values[-1]
             points = [((v.date - period.first).days, v.value) for v in values]
-            when = "" if latest.date == today else f"<br><small>{_day(latest.date)}</small>"
+            when = "" if latest.date == yesterday else f"<br><small>{_day(latest.date)}</small>"
             cells.append(
                 f'<td class="v">{_sparkline(points, days)} '
                 f"{_format(latest.value, latest.label)}{when}</td>"
@@ -118,8 +122,8 @@ async def index(state: State) -> Response[str]:
         f'<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(res.settings.title)} — indicateurs</title><style>{_STYLE}</style></head>"
         f"<body><h1>{escape(res.settings.title)} — territorial indicators</h1>"
-        f"<p>Latest value of each indicator per territory (local day, {tz}) and its trend over"
-        f" the last {days} days. Definitions: <a href=\"/api/v1/indicators\">catalog</a> ·"
+        f"<p>Yesterday's value of each indicator per territory (local days, {tz}) and its trend"
+        f" over the last {days} complete days. Definitions: <a href=\"/api/v1/indicators\">catalog</a> ·"
         f' <a href="/api/v1/sensors">sensor register</a> · <a href="/schema">API</a></p>'
         f"<table><thead><tr><th>Territory</th>{head}</tr></thead><tbody>{''.join(rows)}"
         f"</tbody></table></body></html>"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from bocage.core.logs import get_logger
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
+
+from bocage.core.logs import get_logger
 
 log = get_logger("bocage.api")
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath, QueryParameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bocage.api import opendata
+from bocage.api.access import scope_of
 from bocage.api.problems import bad_parameter, not_found, problem
 from bocage.api.schemas import (
     CatalogResponse,
@@ -16,10 +23,6 @@ from bocage.api.schemas import (
     TerritoryInfo,
 )
 from bocage.indicators import Indicator, Period
-from litestar import Response, get
-from litestar.datastructures import State
-from litestar.params import FromPath, QueryParameter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
     from bocage.api.app import Resources
@@ -84,7 +87,10 @@ async def list_indicators(state: State) -> CatalogResponse:
     )
 
 
-@get("/indicators/{indicator_id:str}", summary="Values of an indicator per territory and day")
+@get(
+    "/indicators/{indicator_id:str}",
+    summary="Values of an indicator per territory and day (JSON; `{id}.csv` for CSV)",
+)
 async def indicator_values(
     state: State,
     indicator_id: FromPath[str],
@@ -100,14 +106,26 @@ async def indicator_values(
     to: Annotated[
         str | None, QueryParameter(description="last local day (inclusive), YYYY-MM-DD")
     ] = None,
-) -> IndicatorValuesResponse:
-    """Values per territory and local day, computed from the stored readings."""
+) -> IndicatorValuesResponse | Response[str]:
+    """Values per territory and local day, computed from the stored readings.
+
+    ``/api/v1/indicators/{id}.csv`` answers the same values as CSV (open data), described by
+    ``/api/v1/indicators/{id}/schema.json``.
+    """
     res = resources(state)
-    indicator = _indicator(res, indicator_id)
+    as_csv = indicator_id.endswith(".csv")
+    indicator = _indicator(res, indicator_id.removesuffix(".csv"))
     territory = territory or None
     period = period_of(res, from_, to)
     _check_territory(res, territory)
     values = await res.indicators.values(indicator, territory, period)
+    if as_csv:
+        filename = f"{indicator.id}_{territory or 'all'}_{period.first}_{period.last}.csv"
+        return Response(
+            opendata.to_csv(indicator, values, res.register),
+            media_type=opendata.CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
     return IndicatorValuesResponse(
         indicator=IndicatorInfo.of(indicator),
         territory=territory,
@@ -118,27 +136,40 @@ async def indicator_values(
     )
 
 
+@get("/indicators/{indicator_id:str}/schema.json", summary="Table Schema of the CSV export")
+async def indicator_table_schema(state: State, indicator_id: FromPath[str]) -> dict[str, Any]:
+    """The Table Schema (frictionless) describing ``/api/v1/indicators/{id}.csv``."""
+    res = resources(state)
+    return opendata.table_schema(_indicator(res, indicator_id), res.settings.public_url)
+
+
 @get("/territories", summary="Territories of the pooled stack")
 async def list_territories(state: State) -> list[TerritoryInfo]:
     """Communes (INSEE code) and groupings (SIREN), with their parent grouping."""
     return [TerritoryInfo.of(t) for t in resources(state).register.territories]
 
 
-@get("/sensors", summary="Public sensor register")
+@get("/sensors", summary="Sensor register (public sensors; a territory's key adds its own)")
 async def list_sensors(
+    request: Request[Any, Any, Any],
     state: State,
     territory: Annotated[
         str | None, QueryParameter(description="only this territory's sensors")
     ] = None,
 ) -> list[SensorRegisterEntry]:
-    """The sensors in public space declared public: purpose, data, retention, legal basis."""
+    """The sensors in public space: purpose, data, retention, legal basis, controller.
+
+    Without an API key only the sensors declared public; with a territory's key, also that
+    territory's non-public sensors (``public`` is false on those).
+    """
     res = resources(state)
+    scope = scope_of(request, res.settings.keys, res.register)
     territory = territory or None
     _check_territory(res, territory)
     return [
         SensorRegisterEntry.of(t, g, s)
         for t, g, s in res.register.sensors()
-        if s.public and (territory is None or t.code == territory)
+        if scope.sees(t.code, s.public) and (territory is None or t.code == territory)
     ]
 
 
@@ -157,6 +188,17 @@ async def health(state: State) -> Health:
     return Health(status="ready", store="reachable")
 
 
+@get("/catalog.jsonld", summary="DCAT catalogue of the open data (JSON-LD)",
+     media_type="application/ld+json")
+async def catalog(state: State) -> dict[str, Any]:
+    """Datasets (one per indicator, the sensor register) and the SensorThings service."""
+    res = resources(state)
+    return opendata.dcat_catalog(
+        list(res.indicators.catalog), res.register, res.settings.public_url, res.settings.title,
+        res.indicators.today().isoformat(),
+    )
+
+
 @get("/metrics", summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
 async def metrics(state: State) -> Response[bytes]:
     """Prometheus text exposition of the API's registry."""
@@ -164,5 +206,5 @@ async def metrics(state: State) -> Response[bytes]:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-API_V1 = [list_indicators, indicator_values, list_territories, list_sensors]
-OPS = [health, metrics]
+API_V1 = [list_indicators, indicator_values, indicator_table_schema, list_territories, list_sensors]
+OPS = [health, metrics, catalog]

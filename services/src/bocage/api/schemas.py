@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import msgspec
+
 from bocage.core.register import SENSOR_KINDS, Gateway, Sensor, Territory
 from bocage.indicators import Indicator, IndicatorValue
 
@@ -109,6 +110,8 @@ class SensorRegisterEntry(msgspec.Struct, frozen=True, kw_only=True):
     retention_days: int
     latitude: float | None
     longitude: float | None
+    public: bool
+    """False only in answers to a key of the sensor's territory."""
 
     @classmethod
     def of(cls, territory: Territory, gateway: Gateway, sensor: Sensor) -> SensorRegisterEntry:
@@ -131,6 +134,7 @@ class SensorRegisterEntry(msgspec.Struct, frozen=True, kw_only=True):
             else (kind.retention_days if kind else 0),
             latitude=sensor.latitude,
             longitude=sensor.longitude,
+            public=sensor.public,
         )
 
 

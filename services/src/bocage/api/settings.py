@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from bocage.api.access import ApiKey
+
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the API listens and what it publishes about itself."""
@@ -19,3 +21,5 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Days shown by the dashboard sparklines (the last value is today's)."""
     health_timeout_seconds: float = 2.0
     """How long ``/health`` waits for the store before answering 503."""
+    keys: tuple[ApiKey, ...] = ()
+    """API keys (SHA-256 only) scoping non-public data to a territory; see ``access``."""

@@ -196,6 +196,8 @@ async def _run(
         f"  indicators     {base}/api/v1/indicators/lighting_energy_kwh\n"
         f"  catalog        {base}/api/v1/indicators\n"
         f"  register       {base}/api/v1/sensors\n"
+        f"  SensorThings   {base}/sta/v1.1/Things\n"
+        f"  DCAT catalogue {base}/catalog.jsonld\n"
         f"  OpenAPI        {base}/schema\n"
         f"  metrics        {base}/metrics\n"
         f"  NATS           {nats.url}\n"

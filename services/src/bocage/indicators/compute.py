@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
+
 from bocage.core.logs import get_logger
 from bocage.core.register import Register, Territory
 from bocage.indicators.catalog import (
@@ -88,16 +89,15 @@ def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _dedup(*, good_only: bool = True) -> str:
+def _dedup() -> str:
     # Readings re-delivered with the same time must count once (ingest should prevent it;
     # indicators must not depend on it): one row per series and time, its highest value.
     # Quality 0 is a measurement, 1 an aggregate made by the gateway (spool compaction), 2 an
-    # estimated value. Without `good_only` (availability), every metric and quality counts.
-    where = "metric IN {metrics:Array(String)} AND quality <= 1" if good_only else "1"
+    # estimated value.
     return f"""
         SELECT territory, sensor, metric, ts, max(value) AS value
         FROM {_READINGS}
-        WHERE {where}
+        WHERE metric IN {{metrics:Array(String)}} AND quality <= 1
           AND (territory, sensor) IN {{series:Array(Tuple(String, String))}}
           AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
           AND ts < fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')
@@ -239,6 +239,7 @@ class Indicators:
         *,
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -246,6 +247,7 @@ class Indicators:
         self.catalog = catalog or Catalog()
         self.tz = ZoneInfo(settings.timezone)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._monotonic = monotonic  # the cache's clock (tests move it)
         self._cache: OrderedDict[_CacheKey, tuple[float, list[IndicatorValue]]] = OrderedDict()
         self._lock = threading.Lock()
         self._inflight: dict[_CacheKey, asyncio.Future[list[IndicatorValue]]] = {}
@@ -302,7 +304,7 @@ class Indicators:
         if ttl <= 0:
             return await asyncio.to_thread(self.compute, indicator, territory, period)
         key = (indicator.id, territory, period.first, period.last)
-        now = time.monotonic()
+        now = self._monotonic()
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -323,7 +325,7 @@ class Indicators:
         self, key: _CacheKey, indicator: Indicator, territory: str | None, period: Period
     ) -> list[IndicatorValue]:
         try:
-            started = time.monotonic()
+            started = self._monotonic()
             result = await asyncio.to_thread(self.compute, indicator, territory, period)
             with self._lock:
                 self._cache[key] = (started, result)

@@ -11,31 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from datetime import timedelta
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
 from bocage.indicators.compute import Indicators, Period, QueryStore
 from bocage.indicators.settings import IndicatorsSettings
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 log = get_logger("bocage.indicators")
 
 
-class IndicatorService:
-    """Recomputes today's and yesterday's values every ``settings.refresh_seconds``."""
+class _ServiceMetrics:
+    """The service's collectors in one registry."""
 
-    def __init__(
-        self,
-        settings: IndicatorsSettings,
-        store: QueryStore,
-        register: Register,
-        *,
-        metrics_registry: CollectorRegistry | None = None,
-    ) -> None:
-        self.settings = settings
-        self.indicators = Indicators(settings, store, register)
-        registry = REGISTRY if metrics_registry is None else metrics_registry
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.value = Gauge(
             "bocage_indicators_value",
             "Latest local day's value of an indicator for a territory",
@@ -59,6 +51,35 @@ class IndicatorService:
             "Time to compute one indicator for every territory",
             registry=registry,
         )
+
+
+# Collectors are registered once per registry: a second service (tests, restarts) reuses them.
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _ServiceMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class IndicatorService:
+    """Recomputes today's and yesterday's values every ``settings.refresh_seconds``."""
+
+    def __init__(
+        self,
+        settings: IndicatorsSettings,
+        store: QueryStore,
+        register: Register,
+        *,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.indicators = Indicators(settings, store, register)
+        registry = REGISTRY if metrics_registry is None else metrics_registry
+        metrics = _METRICS.get(registry)
+        if metrics is None:
+            metrics = _METRICS[registry] = _ServiceMetrics(registry)
+        self.value = metrics.value
+        self.computations = metrics.computations
+        self.errors = metrics.errors
+        self.duration = metrics.duration
 
     def refresh(self) -> int:
         """Compute every indicator once; returns how many computations failed."""

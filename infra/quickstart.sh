@@ -52,6 +52,20 @@ ensure_mosquitto() {
     fi
 }
 
+ensure_helm() {
+    # The chart tests render charts/bocage with a real helm, built from the Go module proxy
+    # (about 100 s the first time, cached afterwards). Without Go they are skipped with a reason.
+    if command -v helm >/dev/null 2>&1; then return; fi
+    if command -v go >/dev/null 2>&1; then
+        say "building helm from the Go module proxy for the chart tests (cached after the first run)"
+        local bin
+        bin=$(infra/kind/install-tools.sh helm | tail -n1)
+        export PATH="$bin:$PATH"
+    else
+        say "go is not installed: the Helm chart rendering tests will be skipped"
+    fi
+}
+
 setup() {
     ensure_prerequisites
     ensure_uv
@@ -68,6 +82,7 @@ case "$cmd" in
         ;;
     test)
         ensure_mosquitto
+        ensure_helm
         setup
         say "cargo test (native algorithms)"
         cargo test --quiet --manifest-path native/Cargo.toml --workspace

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 import psutil
 import zstandard
 
@@ -134,6 +135,15 @@ def bench_memory(work: Path, readings: int) -> dict[str, Any]:
     return result
 
 
+async def _stream_messages(url: str) -> int:
+    """Messages JetStream holds (checks that a drain really stored what it claims)."""
+    nc = await nats.connect(url)
+    try:
+        return int((await nc.jetstream().stream_info("BOCAGE")).state.messages)
+    finally:
+        await nc.close()
+
+
 async def bench_drain(
     work: Path, readings: int, rate: float, per_frame: int = DRAIN_FRAME
 ) -> dict[str, Any]:
@@ -164,6 +174,7 @@ async def bench_drain(
                 quarter = (time.perf_counter(), agent.counters.delivered)
         end = time.perf_counter()
         seconds = end - t0
+        stored = await _stream_messages(server.url)
     finally:
         stop.set()
         await task
@@ -177,6 +188,8 @@ async def bench_drain(
         "readings_per_s": round(backlog / seconds),
         "steady_readings_per_s": round(steady),
         "frames_per_s": round(agent.counters.frames_delivered / seconds),
+        "frames_in_stream": stored,
+        "frames_delivered": agent.counters.frames_delivered,
     }
 
 

@@ -113,3 +113,11 @@ def test_settings_round_trip_through_toml(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, "nats://127.0.0.1:4222", filters={"power": {"deadband": 5}})
     path = write(tmp_path, to_toml(msgspec.to_builtins(settings)))
     assert load(EdgeSettings, path, environ={}) == settings
+
+
+def test_the_shipped_example_configuration_loads() -> None:
+    example = Path(__file__).parents[2] / "infra" / "edge" / "edge.toml.example"
+    settings = load(EdgeSettings, example, environ={})
+    assert settings.gateway.territory == "36001"
+    assert {s.adapter for s in settings.sensors} == {"mqtt", "simulator"}
+    assert settings.filters["air_quality.pm10"].alarm_above == 50.0

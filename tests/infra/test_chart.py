@@ -338,8 +338,9 @@ def test_migrate_without_hooks_is_a_job_per_revision(helm_bin: str) -> None:
 def test_generated_password_is_url_safe_and_kept_as_a_hook(default_objects: list[Manifest]) -> None:
     secret = by_kind(default_objects, "Secret")["rel-bocage-clickhouse-auth"]
     annotations = secret["metadata"]["annotations"]
-    assert annotations["helm.sh/resource-policy"] == "keep"
+    # a hook: created first, replaced on upgrade (lookup keeps the password), left on uninstall
     assert _hook(secret) == "pre-install,pre-upgrade"
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert data["username"] == "bocage"
     assert len(data["password"]) == 32

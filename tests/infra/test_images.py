@@ -107,3 +107,16 @@ def test_gateway_image_has_no_datacenter_dependency() -> None:
     names = _export("bocage-edge")
     assert {"nats-py", "msgspec", "numpy"} <= names
     assert not names & {"litestar", "clickhouse-connect", "chdb", "uvicorn", "pyarrow"}
+
+
+def test_build_context_lets_in_what_is_copied() -> None:
+    """The context is `*` minus exceptions (Dockerfile.dockerignore): every COPY source is one."""
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    rules = [r.strip() for r in ignore.splitlines() if r.strip() and not r.startswith("#")]
+    assert rules[0] == "*"
+    included = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    for instruction in INSTRUCTIONS:
+        if instruction.startswith("COPY ") and "--from=" not in instruction:
+            *sources, _ = instruction.split()[1:]
+            for source in sources:
+                assert source in included, f"{source} is copied but left out of the context"

@@ -16,7 +16,7 @@ from infra_helpers import KIND_DIR
 
 FAKE = r"""#!/usr/bin/env bash
 # Stand-in of {name}: records its arguments, answers from the table of the test.
-printf '%s\n' "{name} $*" >> "$FAKE_LOG"
+printf '%s\0' "{name} $*" >> "$FAKE_LOG"
 key="{name} $*"
 while IFS=$'\t' read -r pattern status output; do
     [ -n "$pattern" ] || continue
@@ -49,7 +49,7 @@ def _tools(tmp_path: Path, table: list[tuple[str, int, str]]) -> dict[str, str]:
 
 def _calls(tmp_path: Path) -> list[str]:
     log = tmp_path / "log"
-    return log.read_text().splitlines() if log.exists() else []
+    return [c for c in log.read_text().split("\0") if c] if log.exists() else []
 
 
 @pytest.fixture
@@ -59,8 +59,10 @@ def e2e_tree(tmp_path: Path) -> Path:
     kind_dir.mkdir(parents=True)
     shutil.copy(KIND_DIR / "e2e.sh", kind_dir / "e2e.sh")
     smoke = kind_dir / "smoke.sh"
-    smoke.write_text('#!/usr/bin/env bash\necho "smoke $NAMESPACE $RELEASE $IMAGE" >> "$FAKE_LOG"\n'
-                     'exit "${SMOKE_STATUS:-0}"\n')
+    smoke.write_text(
+        "#!/usr/bin/env bash\n"
+        'printf "%s\\0" "smoke $NAMESPACE $RELEASE $IMAGE" >> "$FAKE_LOG"\n'
+    )
     smoke.chmod(0o755)
     return kind_dir / "e2e.sh"
 
@@ -73,7 +75,7 @@ def test_e2e_runs_every_step_in_order_and_deletes_its_cluster(
     tmp_path: Path, e2e_tree: Path
 ) -> None:
     env = _tools(tmp_path, [
-        ("kubectl get secret *", 0, "cGFzcw=="),
+        ("kubectl * get secret *", 0, "cGFzcw=="),
         ("helm * history *", 0, '[{"revision":2,"status":"deployed"}]'),
     ])
     result = subprocess.run([str(e2e_tree)], env=env, capture_output=True, text=True,
@@ -131,7 +133,7 @@ def test_e2e_detects_a_changed_password(tmp_path: Path, e2e_tree: Path) -> None:
     env = _tools(tmp_path, [("helm * history *", 0, '[{"revision":2}]')])
     kubectl = Path(env["PATH"].split(":")[0]) / "kubectl"
     kubectl.write_text(
-        '#!/usr/bin/env bash\nprintf "%s\\n" "kubectl $*" >> "$FAKE_LOG"\n'
+        '#!/usr/bin/env bash\nprintf "%s\\0" "kubectl $*" >> "$FAKE_LOG"\n'
         f'if [[ "$*" == *"get secret"* ]]; then echo x >> {table}; wc -l < {table}; fi\n')
     result = subprocess.run([str(e2e_tree)], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
@@ -162,7 +164,9 @@ def _smoke_table(count: str, sensors: str, quarantined: str, availability: list[
     ]
 
 
-def _run_smoke(tmp_path: Path, table: list[tuple[str, int, str]]) -> subprocess.CompletedProcess[str]:
+def _run_smoke(
+    tmp_path: Path, table: list[tuple[str, int, str]]
+) -> subprocess.CompletedProcess[str]:
     env = _tools(tmp_path, table)
     env |= {"NAMESPACE": "ns", "IMAGE": "bocage:e2e", "SMOKE_TIMEOUT": "5",
             "PATH": env["PATH"] + ":" + os.path.dirname(shutil.which("python3") or "/usr/bin")}

@@ -116,6 +116,10 @@ class Agent:
         """Newest time already spooled for a series (replayable sources resume after it)."""
         return None if self.spool is None else self.spool.watermarks.get((sensor, metric))
 
+    def sampling_factor(self) -> float:
+        """Live sources sample less often on a low battery (sobriety)."""
+        return self.sobriety.sampling_factor()
+
     async def breathe(self) -> None:
         """Let the forwarder and timers run between chunks of readings."""
         await asyncio.sleep(0)

@@ -92,18 +92,38 @@ pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
     counts.iter().zip(lens).map(|(&c, &l)| c as u64 * l as u64).sum()
 }
 
-/// Table: varint(#used symbols), then for each used symbol in increasing order
-/// varint(gap from the previous used symbol minus 1; the first symbol itself), then the code
-/// lengths, two 4-bit lengths a byte (low nibble first). A table of one symbol has no lengths:
-/// that symbol takes 0 bits.
+/// Table: varint(2 * #used symbols + layout), then the used symbols in increasing order:
+/// layout 0 lists them as varint gaps (the first symbol itself, then each symbol minus the
+/// previous one minus 1); layout 1 (dense tables) as varint(first symbol), varint(span =
+/// last - first + 1) and a bitmap of `span` bits (LSB-first, bit `i` = symbol `first + i`).
+/// Then the code lengths, two 4-bit lengths a byte (low nibble first). A table of one symbol
+/// has no lengths: that symbol takes 0 bits.
 pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
-    put_varint(out, syms.len() as u64);
+    let used = syms.len();
+    let mut gaps = Vec::with_capacity(used * 2);
     let mut prev: i64 = -1;
     for &s in syms {
-        put_varint(out, (s as i64 - prev - 1) as u64);
+        put_varint(&mut gaps, (s as i64 - prev - 1) as u64);
         prev = s as i64;
     }
-    if syms.len() > 1 {
+    let first = syms[0] as u64;
+    let span = (syms[used - 1] - syms[0]) as u64 + 1;
+    let bitmap_len = crate::bytes::varint_len(first) + crate::bytes::varint_len(span) + span.div_ceil(8) as usize;
+    if used > 1 && bitmap_len < gaps.len() {
+        put_varint(out, 2 * used as u64 + 1);
+        put_varint(out, first);
+        put_varint(out, span);
+        let start = out.len();
+        out.resize(start + span.div_ceil(8) as usize, 0);
+        for &s in syms {
+            let i = (s - syms[0]) as usize;
+            out[start + i / 8] |= 1 << (i % 8);
+        }
+    } else {
+        put_varint(out, 2 * used as u64);
+        out.extend_from_slice(&gaps);
+    }
+    if used > 1 {
         for pair in lens.chunks(2) {
             let lo = pair[0];
             let hi = if pair.len() > 1 { pair[1] } else { 0 };
@@ -124,21 +144,43 @@ pub const HOLE: u32 = u32::MAX;
 
 /// Reads a table written by `write_table` for an alphabet of `alphabet` symbols.
 pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
-    let used = r.varint("huffman symbol count")?;
-    if used == 0 || used > alphabet as u64 || used > r.remaining() as u64 {
+    let head = r.varint("huffman symbol count")?;
+    let (used, layout) = (head / 2, head % 2);
+    if used == 0 || used > alphabet as u64 || used > r.remaining() as u64 * 8 {
         return Err(Error::corrupt("huffman table symbol count out of range"));
     }
     let used = used as usize;
     let mut syms = Vec::with_capacity(used);
-    let mut prev: i64 = -1;
-    for _ in 0..used {
-        let gap = r.varint("huffman symbol gap")?;
-        let s = prev as i128 + gap as i128 + 1;
-        if s >= alphabet as i128 {
-            return Err(Error::corrupt("huffman symbol out of range"));
+    if layout == 0 {
+        let mut prev: i64 = -1;
+        for _ in 0..used {
+            let gap = r.varint("huffman symbol gap")?;
+            let s = prev as i128 + gap as i128 + 1;
+            if s >= alphabet as i128 {
+                return Err(Error::corrupt("huffman symbol out of range"));
+            }
+            syms.push(s as u32);
+            prev = s as i64;
         }
-        syms.push(s as u32);
-        prev = s as i64;
+    } else {
+        let first = r.varint("huffman first symbol")?;
+        let span = r.varint("huffman symbol span")?;
+        if used < 2 || span < used as u64 || first.saturating_add(span) > alphabet as u64 {
+            return Err(Error::corrupt("huffman symbol span out of range"));
+        }
+        let bitmap = r.take(span.div_ceil(8) as usize, "huffman symbol bitmap")?;
+        for i in 0..span as usize {
+            if bitmap[i / 8] >> (i % 8) & 1 == 1 {
+                syms.push((first as usize + i) as u32);
+            }
+        }
+        if syms.len() != used
+            || syms.first() != Some(&(first as u32))
+            || syms.last() != Some(&((first + span - 1) as u32))
+            || bitmap.len() * 8 > span as usize && bitmap[bitmap.len() - 1] >> (span % 8) != 0
+        {
+            return Err(Error::corrupt("huffman symbol bitmap disagrees with its counts"));
+        }
     }
     if used == 1 {
         return Ok(Decoder { bits: 0, table: vec![0], syms });

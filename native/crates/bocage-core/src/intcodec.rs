@@ -240,7 +240,9 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
         let lk = log2_int(k as u32);
         let h: f64 = merged.iter().map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt))).sum();
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
-        let est = h + extra as f64 + 0.03 * kf + 8.0 * (1.5 * merged.len() as f64 + 2.0);
+        let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
+        let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);
+        let est = h + extra as f64 + 0.03 * kf + 8.0 * (0.5 * merged.len() as f64 + listing + 2.0);
         if est < best.0 {
             best = (est, m);
         }

@@ -31,6 +31,9 @@ class Sink(Protocol):
         """Newest time already accepted into the spool for this series (replay resumes
         after it), or None."""
 
+    def sampling_factor(self) -> float:
+        """How much live sampling should slow down (2 on a low battery, else 1)."""
+
     async def breathe(self) -> None:
         """Yield to the event loop (adapters call it every few thousand readings)."""
 

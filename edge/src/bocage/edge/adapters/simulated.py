@@ -79,6 +79,7 @@ class SimulatorSource:
         self.settings = settings
         self.sensors = sensors
         self.realtime = any(s.realtime for s in sensors)
+        self.step_of = [s.step_ms for s in sensors]
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         """Emit every sample (in time order across sensors) until done or stopped."""
@@ -107,7 +108,11 @@ class SimulatorSource:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
                     continue
-            for reading in sample:
+            # live sensors sample less on a low battery: skip samples (never produced, so
+            # nothing to count); a replay always produces everything
+            factor = round(sink.sampling_factor()) if realtime else 1
+            skip = factor > 1 and (t // self.step_of[index]) % factor
+            for reading in () if skip else sample:
                 mark = marks.get((reading.sensor, reading.metric))
                 if mark is None or reading.time_ms > mark:
                     sink.push(reading)

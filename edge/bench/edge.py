@@ -68,12 +68,12 @@ def settings(
     return msgspec.convert(data, EdgeSettings)
 
 
-async def _run_until(agent: Agent, condition: Any, timeout: float = 600) -> None:
+async def _run_until(agent: Agent, condition: Any, limit_s: float = 600) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
-        async with asyncio.timeout(timeout):
-            while not condition():
+        async with asyncio.timeout(limit_s):
+            while not condition():  # noqa: ASYNC110 - the benchmark samples progress
                 await asyncio.sleep(0.02)
     finally:
         stop.set()
@@ -160,7 +160,7 @@ async def bench_drain(
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
-        while not (agent.sources_done.is_set() and agent.counters.buffered == 0):
+        while not (agent.sources_done.is_set() and agent.counters.buffered == 0):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         assert agent.spool is not None
         agent.spool.sync()
@@ -240,7 +240,8 @@ async def main(as_json: bool, readings: int) -> None:
     if as_json:
         print(json.dumps(results, indent=2))
         return
-    t, m, d, dl, w = (results[k] for k in ("throughput", "memory", "drain", "drain_limited", "wire"))
+    names = ("throughput", "memory", "drain", "drain_limited", "wire")
+    t, m, d, dl, w = (results[k] for k in names)
     mb = 1024 * 1024
     print("| measure | Bocage | target / peer |")
     print("|---|---|---|")

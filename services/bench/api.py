@@ -54,10 +54,14 @@ def _register(communes: int) -> Register:
             for kind, n in KINDS
             for i in range(n)
         )
-        territories.append(Territory(
-            code=code, name=f"Commune {c}", parent=epci.code,
-            gateways=(Gateway(id=f"gw-{code}", territory=code, sensors=sensors),),
-        ))
+        territories.append(
+            Territory(
+                code=code,
+                name=f"Commune {c}",
+                parent=epci.code,
+                gateways=(Gateway(id=f"gw-{code}", territory=code, sensors=sensors),),
+            )
+        )
     return Register(territories=tuple(territories))
 
 
@@ -74,9 +78,11 @@ def _load(store: Store, register: Register) -> int:
                 metrics = sorted({r.metric for r in readings})
                 index = {m: i for i, m in enumerate(metrics)}
                 batch.add_frame(
-                    territory=territory.code, gateway=gateway.id,
+                    territory=territory.code,
+                    gateway=gateway.id,
                     frame_id=f"{territory.code}:{gateway.id}:{sensor.id}",
-                    sensors=[sensor.id] * len(metrics), metrics=metrics,
+                    sensors=[sensor.id] * len(metrics),
+                    metrics=metrics,
                     retention_days=[730] * len(metrics),
                     series_index=np.array([index[r.metric] for r in readings], np.int32),
                     timestamps=np.array([r.time_ms for r in readings], np.int64),
@@ -97,11 +103,20 @@ def serve(data: Path, port: int, communes: int) -> None:
 
     async def main() -> None:
         servers = [
-            uvicorn.Server(uvicorn.Config(
-                create_app(ApiSettings(), store=store, register=register,
-                           indicators=IndicatorsSettings(cache_seconds=cache)),
-                host="127.0.0.1", port=p, log_level="warning", access_log=False,
-            ))
+            uvicorn.Server(
+                uvicorn.Config(
+                    create_app(
+                        ApiSettings(),
+                        store=store,
+                        register=register,
+                        indicators=IndicatorsSettings(cache_seconds=cache),
+                    ),
+                    host="127.0.0.1",
+                    port=p,
+                    log_level="warning",
+                    access_log=False,
+                )
+            )
             for p, cache in ((port, 10.0), (port + 1, 0.0))
         ]
         tasks = [asyncio.create_task(s.serve()) for s in servers]
@@ -137,16 +152,19 @@ class Connection:
         return status
 
 
-def _paths(communes: int, indicators: list[str], today: str, week_ago: str,
-           rng: random.Random) -> list[str]:
+def _paths(
+    communes: int, indicators: list[str], today: str, week_ago: str, rng: random.Random
+) -> list[str]:
     """A request mix: 70 % indicator values, the rest catalog, register and health."""
     out = []
     for _ in range(4000):
         x = rng.random()
         if x < 0.7:
             territory = rng.choice([f"35{rng.randrange(communes):03d}", "200000001"])
-            out.append(f"/api/v1/indicators/{rng.choice(indicators)}?territory={territory}"
-                       f"&from={week_ago}&to={today}")
+            out.append(
+                f"/api/v1/indicators/{rng.choice(indicators)}?territory={territory}"
+                f"&from={week_ago}&to={today}"
+            )
         elif x < 0.8:
             out.append("/api/v1/indicators")
         elif x < 0.9:
@@ -158,8 +176,9 @@ def _paths(communes: int, indicators: list[str], today: str, week_ago: str,
     return out
 
 
-async def run_load(port: int, paths: list[str], rate: float, seconds: float,
-                   connections: int = 64) -> dict[str, float]:
+async def run_load(
+    port: int, paths: list[str], rate: float, seconds: float, connections: int = 64
+) -> dict[str, float]:
     """Open-loop load at ``rate`` req/s for ``seconds``; latencies count from the due time."""
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
@@ -193,9 +212,15 @@ async def run_load(port: int, paths: list[str], rate: float, seconds: float,
     while not pool.empty():
         pool.get_nowait().writer.close()
     q = statistics.quantiles(latencies, n=100)
-    return {"requests": total, "achieved": total / elapsed, "errors": errors,
-            "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000,
-            "max": max(latencies) * 1000}
+    return {
+        "requests": total,
+        "achieved": total / elapsed,
+        "errors": errors,
+        "p50": q[49] * 1000,
+        "p95": q[94] * 1000,
+        "p99": q[98] * 1000,
+        "max": max(latencies) * 1000,
+    }
 
 
 def _free_port() -> int:
@@ -215,8 +240,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each run")
-    parser.add_argument("--uncached-rate", type=float, default=25.0,
-                        help="rate of the run with the indicator cache disabled")
+    parser.add_argument(
+        "--uncached-rate",
+        type=float,
+        default=25.0,
+        help="rate of the run with the indicator cache disabled",
+    )
     parser.add_argument("--communes", type=int, default=20)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -228,9 +257,19 @@ def main() -> int:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bocage-bench-") as tmp:
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(Path(tmp) / "chdb"), "--port", str(port),
-             "--communes", str(args.communes)],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                str(Path(tmp) / "chdb"),
+                "--port",
+                str(port),
+                "--communes",
+                str(args.communes),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
             assert server.stdout is not None
@@ -239,8 +278,10 @@ def main() -> int:
             for line in server.stdout:
                 if line.startswith("LOADED"):
                     loaded = line.split()[1]
-                    print(f"stored {loaded} readings ({args.communes} communes, {DAYS} days)",
-                          flush=True)
+                    print(
+                        f"stored {loaded} readings ({args.communes} communes, {DAYS} days)",
+                        flush=True,
+                    )
                 if line.startswith("READY") or time.monotonic() > deadline:
                     break
             if server.poll() is not None:
@@ -248,21 +289,33 @@ def main() -> int:
                 return 1
             today = datetime.now(UTC).date()
             rng = random.Random(7)
-            paths = _paths(args.communes, [i.id for i in CATALOG], today.isoformat(),
-                           (today - timedelta(days=6)).isoformat(), rng)
+            paths = _paths(
+                args.communes,
+                [i.id for i in CATALOG],
+                today.isoformat(),
+                (today - timedelta(days=6)).isoformat(),
+                rng,
+            )
             asyncio.run(run_load(port, paths, 100, 3))  # warm-up: connections, first queries
             runs = [
                 (f"mixed, as deployed (cache 10 s), {args.rate:.0f} req/s", port, args.rate),
-                (f"mixed, indicator cache off, {args.uncached_rate:.0f} req/s", port + 1,
-                 args.uncached_rate),
+                (
+                    f"mixed, indicator cache off, {args.uncached_rate:.0f} req/s",
+                    port + 1,
+                    args.uncached_rate,
+                ),
             ]
-            print("\n| run | requests | achieved req/s | errors | p50 ms | p95 ms | p99 ms "
-                  "| max ms |\n|---|---|---|---|---|---|---|---|")
+            print(
+                "\n| run | requests | achieved req/s | errors | p50 ms | p95 ms | p99 ms "
+                "| max ms |\n|---|---|---|---|---|---|---|---|"
+            )
             for name, p, rate in runs:
                 r = asyncio.run(run_load(p, paths, rate, args.seconds))
-                print(f"| {name} | {r['requests']:.0f} | {r['achieved']:.0f} | {r['errors']:.0f}"
-                      f" | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |",
-                      flush=True)
+                print(
+                    f"| {name} | {r['requests']:.0f} | {r['achieved']:.0f} | {r['errors']:.0f}"
+                    f" | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |",
+                    flush=True,
+                )
             print("| QuantumLeap (FIWARE), published, ~100 req/s | | | | | 514 | | |")
         finally:
             server.terminate()

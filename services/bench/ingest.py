@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -26,14 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import bocage_native
 import msgspec
 import nats
 import numpy as np
 import psutil
 
+import bocage_native
 from bocage.core import subjects
-from bocage.core.natsserver import EmbeddedNats, free_port
+from bocage.core.natsserver import EmbeddedNats
 from bocage.core.register import Gateway, Register, Sensor, Territory
 from bocage.core.streams import ensure_streams
 from bocage.ingest import IngestSettings
@@ -48,15 +49,22 @@ def build_register(gateways: int, sensors: int) -> Register:
     for t in range(max(1, gateways // 10)):  # ten gateways per commune
         code = f"35{t:03d}"
         gws = tuple(
-            Gateway(id=f"gw{g}", territory=code, sensors=tuple(
-                Sensor(id=f"gw{g}-s{s}", kind="building_meter") for s in range(sensors)))
+            Gateway(
+                id=f"gw{g}",
+                territory=code,
+                sensors=tuple(
+                    Sensor(id=f"gw{g}-s{s}", kind="building_meter") for s in range(sensors)
+                ),
+            )
             for g in range(t * 10, min(gateways, (t + 1) * 10))
         )
         territories.append(Territory(code=code, name=f"Commune {t}", gateways=gws))
     return Register(territories=tuple(territories))
 
 
-def build_frames(register: Register, readings: int, per_frame: int, sensors: int) -> list[tuple[str, bytes]]:
+def build_frames(
+    register: Register, readings: int, per_frame: int, sensors: int
+) -> list[tuple[str, bytes]]:
     """Frames of ``per_frame`` readings (2 metrics x ``sensors`` sensors), 10 s apart."""
     rng = np.random.default_rng(1)
     gateways = [(t.code, g.id) for t in register.territories for g in t.gateways]
@@ -89,8 +97,11 @@ async def publish(url: str, frames: list[tuple[str, bytes]]) -> None:
     pending: list[asyncio.Future[object]] = []
     for subject, data in frames:
         header = bocage_native.peek_header(data)
-        pending.append(asyncio.ensure_future(
-            js.publish(subject, data, headers={subjects.MSG_ID_HEADER: header.frame_id})))
+        pending.append(
+            asyncio.ensure_future(
+                js.publish(subject, data, headers={subjects.MSG_ID_HEADER: header.frame_id})
+            )
+        )
         if len(pending) >= window:
             await asyncio.gather(*pending)
             pending.clear()
@@ -114,17 +125,26 @@ def row_by_row_baseline(path: Path, sample: int) -> float:
     store = Store.connect(StoreSettings(dsn=f"chdb://{path}", database="baseline"))
     try:
         now = int(time.time() * 1000)
-        import datetime as dt
-
         rows = [
-            ("35000", "gw0", "gw0-s0", "power", dt.datetime.fromtimestamp((now - i * 1000) / 1000, dt.UTC),
-             float(i), 0, "35000:gw0:1")
+            (
+                "35000",
+                "gw0",
+                "gw0-s0",
+                "power",
+                dt.datetime.fromtimestamp((now - i * 1000) / 1000, dt.UTC),
+                float(i),
+                0,
+                "35000:gw0:1",
+            )
             for i in range(sample)
         ]
         started = time.perf_counter()
         for i in range(0, sample, 1_000):  # a consumer inserting each message's readings
-            store.insert_rows("readings", rows[i:i + 1_000],
-                              ("territory", "gateway", "sensor", "metric", "ts", "value", "quality", "frame_id"))
+            store.insert_rows(
+                "readings",
+                rows[i : i + 1_000],
+                ("territory", "gateway", "sensor", "metric", "ts", "value", "quality", "frame_id"),
+            )
         return sample / (time.perf_counter() - started)
     finally:
         store.close()
@@ -141,10 +161,18 @@ def columnar_in_process(path: Path, frames: list[tuple[str, bytes]]) -> float:
             frame = bocage_native.decode_frame(data)
             cols = frame.columns()
             series = frame.series
-            batch.add_frame(territory=frame.territory, gateway=frame.gateway, frame_id=frame.frame_id,
-                            sensors=[s.sensor for s in series], metrics=[s.metric for s in series],
-                            retention_days=[730] * len(series), series_index=cols["series_index"],
-                            timestamps=cols["timestamps"], values=cols["values"], quality=cols["quality"])
+            batch.add_frame(
+                territory=frame.territory,
+                gateway=frame.gateway,
+                frame_id=frame.frame_id,
+                sensors=[s.sensor for s in series],
+                metrics=[s.metric for s in series],
+                retention_days=[730] * len(series),
+                series_index=cols["series_index"],
+                timestamps=cols["timestamps"],
+                values=cols["values"],
+                quality=cols["quality"],
+            )
             if batch.rows >= 500_000:
                 total += store.insert_readings(batch.to_arrow(), dedup_token=str(total))
                 batch = ReadingsBatch()
@@ -165,7 +193,11 @@ def toml_value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None)
+            + "}"
+        )
     raise TypeError(repr(value))
 
 
@@ -173,7 +205,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--gateways", type=int, default=100)
-    parser.add_argument("--sensors", type=int, default=10, help="sensors per gateway (2 metrics each)")
+    parser.add_argument(
+        "--sensors", type=int, default=10, help="sensors per gateway (2 metrics each)"
+    )
     parser.add_argument("--frame-readings", type=int, default=2_000)
     parser.add_argument("--batch-readings", type=int, default=IngestSettings().batch_readings)
     parser.add_argument("--json", action="store_true")
@@ -184,14 +218,18 @@ def main() -> int:
     t = time.perf_counter()
     frames = build_frames(register, args.readings, args.frame_readings, args.sensors)
     readings = sum(bocage_native.peek_header(d).reading_count for _, d in frames)
-    encode_s = time.perf_counter() - t
+    result_encode_s = round(time.perf_counter() - t, 2)
     frame_bytes = sum(len(d) for _, d in frames)
 
     result: dict[str, object] = {
-        "readings": readings, "frames": len(frames), "gateways": args.gateways,
-        "readings_per_frame": readings // len(frames), "frame_bytes_total": frame_bytes,
+        "readings": readings,
+        "frames": len(frames),
+        "gateways": args.gateways,
+        "readings_per_frame": readings // len(frames),
+        "frame_bytes_total": frame_bytes,
         "bits_per_reading_on_wire": round(8 * frame_bytes / readings, 2),
-        "batch_readings": args.batch_readings, "cpus": os.cpu_count(),
+        "batch_readings": args.batch_readings,
+        "cpus": os.cpu_count(),
     }
     with EmbeddedNats(work / "nats") as server:
         t = time.perf_counter()
@@ -212,8 +250,11 @@ def main() -> int:
         settings.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in config.items()))
         env = dict(os.environ)
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "bocage.ingest", str(settings)], env=env,
-                                   stderr=(work / "ingest.log").open("wb"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bocage.ingest", str(settings)],
+            env=env,
+            stderr=(work / "ingest.log").open("wb"),
+        )
         ps = psutil.Process(process.pid)
         peak_rss = 0
         first_ack = None
@@ -233,16 +274,24 @@ def main() -> int:
         process.wait(60)
     startup = (first_ack or started) - started
     lag = done - started
-    result.update({
-        "lag_s": round(lag, 2),
-        "startup_s": round(startup, 2),
-        "readings_per_s": round(readings / lag),
-        "readings_per_s_after_startup": round(readings / max(1e-9, done - (first_ack or started))),
-        "peak_rss_mb": round(peak_rss / 2**20, 1),
-    })
+    result.update(
+        {
+            "lag_s": round(lag, 2),
+            "startup_s": round(startup, 2),
+            "readings_per_s": round(readings / lag),
+            "readings_per_s_after_startup": round(
+                readings / max(1e-9, done - (first_ack or started))
+            ),
+            "peak_rss_mb": round(peak_rss / 2**20, 1),
+        }
+    )
     # baselines, measured after ingest stopped (no CPU contention), in this process's own chDB
-    result["columnar_insert_only_readings_per_s"] = round(columnar_in_process(work / "side", sample))
-    result["row_by_row_baseline_readings_per_s"] = round(row_by_row_baseline(work / "side", 100_000))
+    result["columnar_insert_only_readings_per_s"] = round(
+        columnar_in_process(work / "side", sample)
+    )
+    result["row_by_row_baseline_readings_per_s"] = round(
+        row_by_row_baseline(work / "side", 100_000)
+    )
     result["target_readings_per_s"] = TARGET
     result["target_met"] = result["readings_per_s"] >= TARGET  # type: ignore[operator]
     result["x_frost"] = round(result["readings_per_s"] / FROST)  # type: ignore[operator]

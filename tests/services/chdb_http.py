@@ -24,12 +24,28 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb
+import lz4.frame
+import zstandard
 
 TRANSPORT = {
-    "query", "database", "query_id", "session_id", "session_timeout", "session_check",
-    "default_format", "client_protocol_version", "user", "password", "compress", "decompress",
-    "buffer_size", "wait_end_of_query", "quota_key", "enable_http_compression",
-    "send_progress_in_http_headers", "http_headers_progress_interval_ms",
+    "query",
+    "database",
+    "query_id",
+    "session_id",
+    "session_timeout",
+    "session_check",
+    "default_format",
+    "client_protocol_version",
+    "user",
+    "password",
+    "compress",
+    "decompress",
+    "buffer_size",
+    "wait_end_of_query",
+    "quota_key",
+    "enable_http_compression",
+    "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms",
 }
 _INSERT_FORMAT = re.compile(rb"^\s*INSERT\s+INTO\s.*?\sFORMAT\s+(\w+)[ \t]*\r?\n?", re.I | re.S)
 _ENGINE_LOCK = threading.Lock()  # one query at a time: the embedded engine is shared
@@ -43,12 +59,8 @@ def decompress(body: bytes, encoding: str | None) -> bytes:
     if encoding == "deflate":
         return zlib.decompress(body)
     if encoding == "zstd":
-        import zstandard
-
         return zstandard.ZstdDecompressor().decompressobj().decompress(body)
     if encoding == "lz4":
-        import lz4.frame
-
         return bytes(lz4.frame.decompress(body))
     raise ValueError(f"unsupported Content-Encoding {encoding}")
 
@@ -61,14 +73,13 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     path_: str = ""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path in ("/ping", "/"):
-            if "query" not in self.path:
-                self._send(200, b"Ok.\n")
-                return
+        if urlsplit(self.path).path in ("/ping", "/") and "query" not in self.path:
+            self._send(200, b"Ok.\n")
+            return
         self._handle(b"")
 
     def do_POST(self) -> None:
@@ -92,18 +103,26 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         query = params.get("query", "").encode()
         text = query + (b"\n" + body if query and body else body)
-        binds = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
-        settings = {k: v for k, v in params.items() if k not in TRANSPORT and not k.startswith("param_")}
+        binds = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {
+            k: v for k, v in params.items() if k not in TRANSPORT and not k.startswith("param_")
+        }
         try:
             result = self._run(text, params.get("database"), settings, binds)
         except Exception as exc:
             message = str(exc).encode()
             code = re.search(rb"Code: (\d+)", message)
-            self._send(500, message, {"X-ClickHouse-Exception-Code": code.group(1).decode() if code else "1"})
+            self._send(
+                500,
+                message,
+                {"X-ClickHouse-Exception-Code": code.group(1).decode() if code else "1"},
+            )
             return
         self._send(200, result, {"X-ClickHouse-Timezone": "UTC", "X-ClickHouse-Summary": "{}"})
 
-    def _run(self, text: bytes, database: str | None, settings: dict[str, str], binds: dict[str, str]) -> bytes:
+    def _run(
+        self, text: bytes, database: str | None, settings: dict[str, str], binds: dict[str, str]
+    ) -> bytes:
         with _ENGINE_LOCK:
             conn = chdb.connect(self.path_)
             try:
@@ -114,13 +133,15 @@ class Handler(BaseHTTPRequestHandler):
                         conn.query(f"SET {key} = {quote(value)}")
                 match = _INSERT_FORMAT.match(text)
                 if match:  # INSERT ... FORMAT X, then the data
-                    data = text[match.end():]
+                    data = text[match.end() :]
                     statement = text[: match.start(1)].decode().rstrip()
                     statement = re.sub(r"\s+FORMAT\s*$", "", statement, flags=re.I)
                     with tempfile.NamedTemporaryFile(suffix=".data", delete=False) as tmp:
                         tmp.write(data)
                     try:
-                        conn.query(f"{statement} FROM INFILE {quote(tmp.name)} FORMAT {match.group(1).decode()}")
+                        conn.query(
+                            f"{statement} FROM INFILE {quote(tmp.name)} FORMAT {match.group(1).decode()}"
+                        )
                     finally:
                         Path(tmp.name).unlink(missing_ok=True)
                     return b""

@@ -18,13 +18,17 @@ def scalar(sql: str) -> int:
     return int(conn.query(sql.replace("{db}", f"`{database}`"), "CSV").bytes().strip() or 0)
 
 
-print(json.dumps({
-    "rows": scalar("SELECT count() FROM {db}.readings"),
-    "distinct": scalar(
-        "SELECT count() FROM (SELECT DISTINCT frame_id, sensor, metric, ts FROM {db}.readings)"
-    ),
-    "rollup_1m": scalar("SELECT sum(count) FROM {db}.readings_1m"),
-    "rollup_1h": scalar("SELECT sum(count) FROM {db}.readings_1h"),
-    "ledger": scalar("SELECT sum(readings) FROM {db}.frames"),
-    "frames": scalar("SELECT count() FROM (SELECT DISTINCT frame_id FROM {db}.frames)"),
-}))
+print(
+    json.dumps(
+        {
+            "rows": scalar("SELECT count() FROM {db}.readings"),
+            "distinct": scalar(
+                "SELECT count() FROM (SELECT DISTINCT frame_id, sensor, metric, ts FROM {db}.readings)"
+            ),
+            "rollup_1m": scalar("SELECT sum(count) FROM {db}.readings_1m"),
+            "rollup_1h": scalar("SELECT sum(count) FROM {db}.readings_1h"),
+            "ledger": scalar("SELECT sum(readings) FROM {db}.frames"),
+            "frames": scalar("SELECT count() FROM (SELECT DISTINCT frame_id FROM {db}.frames)"),
+        }
+    )
+)

@@ -14,18 +14,31 @@ from pathlib import Path
 
 import nats
 import pytest
-from bocage.core.natsserver import EmbeddedNats
+from ingest_helpers import ChdbHttp, make_register
+from nats.aio.client import Client as NatsClient
+
+from bocage.core.natsserver import EmbeddedNats, free_port
 from bocage.core.register import Register
 from bocage.core.streams import ensure_streams
 from bocage.store import Store, StoreSettings
-from ingest_helpers import make_register
-from nats.aio.client import Client as NATS
 
 
 @pytest.fixture(scope="session")
 def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's chDB data path (shared with the other parts' tests)."""
     return tmp_path_factory.getbasetemp() / "chdb"
+
+
+@pytest.fixture(scope="session")
+def chdb_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbHttp]:
+    """One HTTP-over-chDB server for the session (tests isolate by database)."""
+    base = tmp_path_factory.mktemp("chdb-http")
+    server = ChdbHttp(base / "data", free_port(), base / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -56,7 +69,7 @@ def register() -> Register:
 
 
 @pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NATS]:
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
     """A client of the session's real nats-server (root conftest), Bocage streams created."""
     client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
     await ensure_streams(client.jetstream())

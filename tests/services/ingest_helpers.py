@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import bocage_native
 import msgspec
 import numpy as np
+
+import bocage_native
 from bocage.core import subjects
 from bocage.core.register import Gateway, Register, Sensor, Territory
 
+HERE = Path(__file__).resolve().parent
 TERRITORY = "35238"
 OTHER_TERRITORY = "35001"
 
@@ -137,3 +141,39 @@ def metric(port: int, name: str, labels: str = "") -> float:
         if line.startswith(wanted + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+class ChdbHttp:
+    """TEST FIXTURE: ClickHouse's HTTP interface over chDB (chdb_http.py), as a child process.
+
+    Exercises the HTTP backend of the store with no ClickHouse server installed; its own chDB
+    data path lives in its own process. ``stop()`` kills it (a store outage), ``start()``
+    brings it back on the same port and data.
+    """
+
+    def __init__(self, path: Path, port: int, log: Path) -> None:
+        self.path, self.port, self.log = path, port, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, str(HERE / "chdb_http.py"), str(self.path), str(self.port)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != b"ready":
+            raise AssertionError(f"chdb_http did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None

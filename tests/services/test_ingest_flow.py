@@ -6,16 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import bocage_native
+import msgspec
 import numpy as np
-from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
-
-from bocage.core import events, subjects
-from bocage.core.register import Gateway, Register, Sensor, Territory
-from bocage.ingest import IngestSettings, Ingestor, quarantine
-from bocage.store import ReadingsBatch, Store
-
 from ingest_helpers import (
     OTHER_TERRITORY,
     TERRITORY,
@@ -24,6 +16,15 @@ from ingest_helpers import (
     now_ms,
     publish_frame,
 )
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
+
+import bocage_native
+from bocage.core import events, subjects
+from bocage.core.register import Gateway, Register, Sensor, Territory
+from bocage.ingest import Ingestor, IngestSettings, quarantine
+from bocage.store import ReadingsBatch, Store
 
 FAST = IngestSettings(
     batch_age_s=0.1, fetch_timeout_s=0.2, retry_initial_s=0.05, retry_max_s=0.5, ack_wait_s=5
@@ -46,9 +47,11 @@ def rows(store: Store) -> int:
 
 
 def distinct_rows(store: Store) -> int:
-    return int(store.scalar(
-        "SELECT count() FROM (SELECT DISTINCT frame_id, sensor, metric, ts FROM readings)"
-    ))
+    return int(
+        store.scalar(
+            "SELECT count() FROM (SELECT DISTINCT frame_id, sensor, metric, ts FROM readings)"
+        )
+    )
 
 
 async def drained(nc: NatsClient, durable: str = "bocage-ingest") -> bool:
@@ -94,9 +97,12 @@ async def test_poisoned_frames_are_quarantined_and_never_block(
         for reason, bad in poisoned.items():
             if i < len(bad):
                 # published on gw0's subject of the commune, whatever the frame says
-                subject = subjects.subject(TERRITORY, "gw0" if reason != "unknown_gateway" else "gw7",
-                                           "frames")
-                await js.publish(subject, bad[i], headers={subjects.MSG_ID_HEADER: f"bad-{reason}-{i}"})
+                subject = subjects.subject(
+                    TERRITORY, "gw0" if reason != "unknown_gateway" else "gw7", "frames"
+                )
+                await js.publish(
+                    subject, bad[i], headers={subjects.MSG_ID_HEADER: f"bad-{reason}-{i}"}
+                )
     async with running(Ingestor(FAST, store, register, nc)):
         await eventually(lambda: drained(nc), what="consumer drained")
     assert rows(store) == distinct_rows(store) == len(good) * 40
@@ -142,16 +148,24 @@ async def test_crash_between_insert_and_ack_does_not_duplicate(
         frame = bocage_native.decode_frame(data)
         cols = frame.columns()
         batch.add_frame(
-            territory=frame.territory, gateway=frame.gateway, frame_id=frame.frame_id,
-            sensors=[s.sensor for s in frame.series], metrics=[s.metric for s in frame.series],
-            retention_days=[730] * len(frame.series), series_index=cols["series_index"],
-            timestamps=cols["timestamps"], values=cols["values"], quality=cols["quality"],
+            territory=frame.territory,
+            gateway=frame.gateway,
+            frame_id=frame.frame_id,
+            sensors=[s.sensor for s in frame.series],
+            metrics=[s.metric for s in frame.series],
+            retention_days=[730] * len(frame.series),
+            series_index=cols["series_index"],
+            timestamps=cols["timestamps"],
+            values=cols["values"],
+            quality=cols["quality"],
         )
     store.insert_readings(batch.to_arrow(), dedup_token="crashed-batch")
     # ...and the worst case: it died after the readings part, before the parts the views
     # derive from it (here: the hourly rollup and the ledger of every frame)
     for table in ("frames", "readings_1h"):
-        store.command(f"ALTER TABLE {store.table(table)} DELETE WHERE 1 SETTINGS mutations_sync = 1")
+        store.command(
+            f"ALTER TABLE {store.table(table)} DELETE WHERE 1 SETTINGS mutations_sync = 1"
+        )
     # the messages were delivered to it and never acknowledged: JetStream redelivers them
     durable = "bocage-ingest"
     ingestor = Ingestor(IngestSettings(**{**_fast(), "ack_wait_s": 1.0}), store, register, nc)
@@ -172,8 +186,6 @@ async def test_crash_between_insert_and_ack_does_not_duplicate(
 
 
 def _fast() -> dict[str, object]:
-    import msgspec
-
     return msgspec.structs.asdict(FAST)
 
 
@@ -199,8 +211,6 @@ async def test_store_outage_is_retried_and_nothing_is_lost(
 
 
 def _errors() -> float:
-    from prometheus_client import REGISTRY
-
     return float(REGISTRY.get_sample_value("bocage_ingest_errors_total", {"stage": "commit"}) or 0)
 
 
@@ -213,6 +223,7 @@ async def test_graceful_stop_then_restart_stores_everything_once(
     settings = IngestSettings(**{**_fast(), "batch_frames": 16, "fetch_frames": 8})
     async with running(Ingestor(settings, store, register, nc)):
         await eventually(lambda: rows(store) > 0, what="some frames stored")
+
     # stopped mid-flow: whatever was fetched is stored and acknowledged, or released
     async def nothing_held() -> bool:
         return (await js.consumer_info(subjects.STREAM, "bocage-ingest")).num_ack_pending == 0
@@ -239,16 +250,25 @@ async def test_two_ingestors_share_the_durable_consumer(
 
 async def test_alarms_and_status_are_stored(store: Store, register: Register, nc) -> None:
     js = nc.jetstream()
-    alarm = events.Alarm(territory=TERRITORY, gateway="gw0", sensor="gw0-s0", kind="tamper",
-                         time_ms=now_ms(), message="door open")
-    status = events.GatewayStatus(territory=TERRITORY, gateway="gw0", time_ms=now_ms(),
-                                  frames_sent=3, battery_pct=80.0)
+    alarm = events.Alarm(
+        territory=TERRITORY,
+        gateway="gw0",
+        sensor="gw0-s0",
+        kind="tamper",
+        time_ms=now_ms(),
+        message="door open",
+    )
+    status = events.GatewayStatus(
+        territory=TERRITORY, gateway="gw0", time_ms=now_ms(), frames_sent=3, battery_pct=80.0
+    )
     await js.publish(subjects.subject(TERRITORY, "gw0", "alarms"), events.encode(alarm))
     await js.publish(subjects.subject(TERRITORY, "gw0", "status"), events.encode(status))
     await js.publish(subjects.subject(TERRITORY, "gw0", "status"), b"\x00garbage")
     async with running(Ingestor(FAST, store, register, nc)):
         await eventually(lambda: drained(nc), what="events handled")
-    assert store.query("SELECT sensor, kind, message FROM alarms") == [("gw0-s0", "tamper", "door open")]
+    assert store.query("SELECT sensor, kind, message FROM alarms") == [
+        ("gw0-s0", "tamper", "door open")
+    ]
     assert store.query("SELECT frames_sent, battery_pct FROM gateway_status") == [(3, 80.0)]
     assert store.query("SELECT reason, kind FROM quarantine") == [("event", "status")]
 
@@ -258,14 +278,27 @@ async def test_replay_after_the_gateway_is_registered(store: Store, register: Re
     await publish_frame(js, make_frame("gw9", 1))
     ingestor = Ingestor(FAST, store, register, nc)
     async with running(ingestor):
-        await eventually(lambda: store.scalar("SELECT count() FROM quarantine") == 1, what="quarantined")
-        new_gateway = Gateway(id="gw9", territory=TERRITORY, sensors=tuple(
-            Sensor(id=f"gw9-s{s}", kind="lighting_cabinet") for s in range(4)))
+        await eventually(
+            lambda: store.scalar("SELECT count() FROM quarantine") == 1, what="quarantined"
+        )
+        new_gateway = Gateway(
+            id="gw9",
+            territory=TERRITORY,
+            sensors=tuple(Sensor(id=f"gw9-s{s}", kind="lighting_cabinet") for s in range(4)),
+        )
         commune = register.territories[0]
-        ingestor.update_register(Register(territories=(
-            Territory(code=commune.code, name=commune.name, gateways=(*commune.gateways, new_gateway)),
-            *register.territories[1:],
-        )))
+        ingestor.update_register(
+            Register(
+                territories=(
+                    Territory(
+                        code=commune.code,
+                        name=commune.name,
+                        gateways=(*commune.gateways, new_gateway),
+                    ),
+                    *register.territories[1:],
+                )
+            )
+        )
         seqs = quarantine.select_sequences(store, reason="unknown_gateway")
         report = await quarantine.replay(js, seqs)
         assert report.replayed == seqs

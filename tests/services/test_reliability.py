@@ -18,16 +18,16 @@ from pathlib import Path
 
 import nats
 import pytest
+from ingest_helpers import ChdbHttp, eventually, make_frame, metric, publish_frame, write_settings
 from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
 
 from bocage.core import subjects
 from bocage.core.natsserver import EmbeddedNats, free_port
 from bocage.core.register import Register
 from bocage.core.streams import ensure_streams
-from bocage.ingest import IngestSettings, Ingestor
+from bocage.ingest import Ingestor, IngestSettings
 from bocage.store import Store, StoreSettings
-
-from ingest_helpers import eventually, make_frame, metric, publish_frame, write_settings
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
@@ -45,13 +45,17 @@ class IngestProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bocage.ingest", str(self.settings)],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
 
     def readings(self) -> float:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise AssertionError(f"ingest exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"ingest exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+            )
         try:
             return metric(self.metrics_port, "bocage_ingest_readings_total")
         except OSError:  # not listening yet
@@ -77,7 +81,9 @@ def probe(path: Path, database: str) -> dict[str, int]:
     """Counts in a chDB path, read by a process of its own."""
     out = subprocess.run(
         [sys.executable, str(HERE / "chdb_probe.py"), str(path), database],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return json.loads(out.stdout)
 
@@ -91,17 +97,29 @@ async def drained(js, durable: str = "bocage-ingest") -> bool:
 
 
 @pytest.fixture
-def ingest_process(tmp_path: Path, nats_server: EmbeddedNats, register: Register) -> Iterator[IngestProcess]:
+def ingest_process(
+    tmp_path: Path, nats_server: EmbeddedNats, register: Register
+) -> Iterator[IngestProcess]:
     port = free_port()
-    settings = write_settings(tmp_path / "ingest.toml", {
-        "nats": {"url": nats_server.url},
-        "store": StoreSettings(dsn=f"chdb://{tmp_path / 'store'}", database="bocage"),
-        # small batches so that a kill is likely to fall in the middle of one
-        "ingest": IngestSettings(batch_frames=24, fetch_frames=8, batch_age_s=0.2, ack_wait_s=3,
-                                 fetch_timeout_s=0.2, retry_initial_s=0.05, retry_max_s=0.5),
-        "register": register,
-        "metrics_port": port,
-    })
+    settings = write_settings(
+        tmp_path / "ingest.toml",
+        {
+            "nats": {"url": nats_server.url},
+            "store": StoreSettings(dsn=f"chdb://{tmp_path / 'store'}", database="bocage"),
+            # small batches so that a kill is likely to fall in the middle of one
+            "ingest": IngestSettings(
+                batch_frames=24,
+                fetch_frames=8,
+                batch_age_s=0.2,
+                ack_wait_s=3,
+                fetch_timeout_s=0.2,
+                retry_initial_s=0.05,
+                retry_max_s=0.5,
+            ),
+            "register": register,
+            "metrics_port": port,
+        },
+    )
     process = IngestProcess(settings, tmp_path / "ingest.log", port)
     try:
         yield process
@@ -123,8 +141,11 @@ async def test_kill_9_mid_batch_then_restart_stores_every_reading_once(
         # two crashes at different points of the flow, then a clean run to the end
         for fraction in (0.2, 0.55):
             ingest_process.start()
-            await eventually(lambda f=fraction: ingest_process.readings() >= f * total,
-                             timeout=120, what=f"{fraction:.0%} stored")
+            await eventually(
+                lambda f=fraction: ingest_process.readings() >= f * total,
+                timeout=120,
+                what=f"{fraction:.0%} stored",
+            )
             ingest_process.kill()
             assert not await drained(js), "the kill should come before the end"
         ingest_process.start()
@@ -133,12 +154,19 @@ async def test_kill_9_mid_batch_then_restart_stores_every_reading_once(
     finally:
         await nc.close()
     counts = probe(tmp_path / "store", "bocage")
-    assert counts == {"rows": total, "distinct": total, "rollup_1m": total, "rollup_1h": total,
-                      "ledger": total, "frames": frames}
+    assert counts == {
+        "rows": total,
+        "distinct": total,
+        "rollup_1m": total,
+        "rollup_1h": total,
+        "ledger": total,
+        "frames": frames,
+    }
 
 
 @pytest.fixture
 def http_store_server(tmp_path: Path) -> Iterator[ChdbHttp]:
+    """A server of our own: this test kills it."""
     server = ChdbHttp(tmp_path / "server-data", free_port(), tmp_path / "chdb-http.log")
     server.start()
     try:
@@ -147,44 +175,26 @@ def http_store_server(tmp_path: Path) -> Iterator[ChdbHttp]:
         server.stop()
 
 
-class ChdbHttp:
-    """The test-only ClickHouse HTTP interface over chDB (chdb_http.py) as a child process."""
-
-    def __init__(self, path: Path, port: int, log: Path) -> None:
-        self.path, self.port, self.log = path, port, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "chdb_http.py"), str(self.path), str(self.port)],
-            stdout=subprocess.PIPE, stderr=self.log.open("ab"),
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if line.strip() != b"ready":
-            raise AssertionError(f"chdb_http did not start: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
-        self.process = None
-
-
 async def test_store_down_for_a_while_nothing_lost(
     nats_server: EmbeddedNats, http_store_server: ChdbHttp, register: Register
 ) -> None:
     """ClickHouse (over HTTP) goes away: JetStream keeps the backlog, ingest retries, catches up."""
-    store = Store.connect(StoreSettings(dsn=http_store_server.url, database="bocage",
-                                        connect_timeout_s=1, query_timeout_s=10))
+    store = Store.connect(
+        StoreSettings(
+            dsn=http_store_server.url, database="bocage", connect_timeout_s=1, query_timeout_s=10
+        )
+    )
     nc = await nats.connect(nats_server.url)
     stop = asyncio.Event()
-    settings = IngestSettings(batch_frames=16, fetch_frames=8, batch_age_s=0.1, fetch_timeout_s=0.2,
-                              retry_initial_s=0.05, retry_max_s=0.5, ack_wait_s=5)
+    settings = IngestSettings(
+        batch_frames=16,
+        fetch_frames=8,
+        batch_age_s=0.1,
+        fetch_timeout_s=0.2,
+        retry_initial_s=0.05,
+        retry_max_s=0.5,
+        ack_wait_s=5,
+    )
     task = asyncio.create_task(Ingestor(settings, store, register, nc).run(stop))
     try:
         js = nc.jetstream()
@@ -214,8 +224,6 @@ async def test_store_down_for_a_while_nothing_lost(
 
 
 def _commit_errors() -> float:
-    from prometheus_client import REGISTRY
-
     return float(REGISTRY.get_sample_value("bocage_ingest_errors_total", {"stage": "commit"}) or 0)
 
 

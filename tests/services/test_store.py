@@ -3,40 +3,65 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ingest_helpers import TERRITORY, now_ms
 
 from bocage.core.errors import ConfigError, UnreachableError
 from bocage.core.natsserver import free_port
 from bocage.core.register import Gateway, Register, Sensor, Territory
-from bocage.store import ReadingsBatch, Store, StoreSettings
-from bocage.store import migrations as migrations_
-
-from ingest_helpers import TERRITORY, now_ms
+from bocage.store import ReadingsBatch, Store, StoreSettings, schema
 
 CONTRACT_COLUMNS = [
-    "territory", "gateway", "sensor", "metric", "ts", "value", "quality", "frame_id", "ingested_at",
+    "territory",
+    "gateway",
+    "sensor",
+    "metric",
+    "ts",
+    "value",
+    "quality",
+    "frame_id",
+    "ingested_at",
 ]
 DAY_MS = 86_400_000
 
 
-def batch_of(frames: list[tuple[str, list[int], list[float]]], *, retention: int = 730) -> ReadingsBatch:
+@pytest.fixture(params=["chdb", "http"])
+def store_dsn(request: pytest.FixtureRequest, chdb_path: Path) -> str:
+    """Every store test runs on both backends: embedded chDB and HTTP (a server, or the
+    test-only HTTP-over-chDB fixture when CLICKHOUSE_URL is not set)."""
+    if os.environ.get("CLICKHOUSE_URL"):
+        return os.environ["CLICKHOUSE_URL"]
+    if request.param == "chdb":
+        return f"chdb://{chdb_path}"
+    return request.getfixturevalue("chdb_http").url
+
+
+def batch_of(
+    frames: list[tuple[str, list[int], list[float]]], *, retention: int = 730
+) -> ReadingsBatch:
     """A batch with one series (gw0-s1 / power) per frame: (frame_id, timestamps, values)."""
     batch = ReadingsBatch()
     for frame_id, ts, values in frames:
         batch.add_frame(
-            territory=TERRITORY, gateway="gw0", frame_id=frame_id,
-            sensors=["gw0-s1"], metrics=["power"], retention_days=[retention],
+            territory=TERRITORY,
+            gateway="gw0",
+            frame_id=frame_id,
+            sensors=["gw0-s1"],
+            metrics=["power"],
+            retention_days=[retention],
             series_index=np.zeros(len(ts), np.uint32),
-            timestamps=np.asarray(ts, np.int64), values=np.asarray(values, np.float64),
+            timestamps=np.asarray(ts, np.int64),
+            values=np.asarray(values, np.float64),
         )
     return batch
 
 
 def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
-    files = migrations_.load(migrations_.locate())
+    files = schema.load(schema.locate())
     assert [m.version for m in files] == sorted(m.version for m in files)
     assert store.applied_migrations() == [m.version for m in files]
     assert store.migrate() == []  # nothing pending the second time
@@ -44,18 +69,33 @@ def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
     for migration in files:
         for statement in migration.statements(store.database):
             store.command(statement)
-    tables = {r[0] for r in store.query(
-        "SELECT name FROM system.tables WHERE database = {d:String}", {"d": store.database}
-    )}
-    expected = {"readings", "readings_1m", "readings_1h", "readings_1d", "frames", "quarantine",
-                "territories", "gateways", "sensors", "sensor_metrics", "alarms", "gateway_status",
-                "schema_migrations"}
+    tables = {
+        r[0]
+        for r in store.query(
+            "SELECT name FROM system.tables WHERE database = {d:String}", {"d": store.database}
+        )
+    }
+    expected = {
+        "readings",
+        "readings_1m",
+        "readings_1h",
+        "readings_1d",
+        "frames",
+        "quarantine",
+        "territories",
+        "gateways",
+        "sensors",
+        "sensor_metrics",
+        "alarms",
+        "gateway_status",
+        "schema_migrations",
+    }
     assert expected <= tables
 
 
 def test_migrations_dir_setting_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="migrations_dir"):
-        migrations_.locate(str(tmp_path / "nowhere"))
+        schema.locate(str(tmp_path / "nowhere"))
 
 
 def test_readings_table_is_the_contract(store: Store) -> None:
@@ -63,7 +103,8 @@ def test_readings_table_is_the_contract(store: Store) -> None:
     assert result.column_names == CONTRACT_COLUMNS
     key = store.query(
         "SELECT partition_key, sorting_key, engine FROM system.tables "
-        "WHERE database = {d:String} AND name = 'readings'", {"d": store.database},
+        "WHERE database = {d:String} AND name = 'readings'",
+        {"d": store.database},
     )
     assert key == [("toYYYYMM(ts)", "territory, sensor, metric, ts", "MergeTree")]
 
@@ -73,9 +114,21 @@ def test_sync_register_replaces_the_register(store: Store, register: Register) -
     assert store.scalar("SELECT count() FROM sensors") == 3 * 4 + 4
     assert store.retention_days()[(TERRITORY, "gw0-s0")] == 30  # declared by the sensor
     assert store.retention_days()[(TERRITORY, "gw0-s1")] == 730  # from its kind
-    smaller = Register(territories=(Territory(code=TERRITORY, name="Rennes", gateways=(
-        Gateway(id="gw0", territory=TERRITORY, sensors=(Sensor(id="gw0-s0", kind="water_meter"),)),
-    )),))
+    smaller = Register(
+        territories=(
+            Territory(
+                code=TERRITORY,
+                name="Rennes",
+                gateways=(
+                    Gateway(
+                        id="gw0",
+                        territory=TERRITORY,
+                        sensors=(Sensor(id="gw0-s0", kind="water_meter"),),
+                    ),
+                ),
+            ),
+        )
+    )
     store.sync_register(smaller)
     assert store.query("SELECT territory, gateway, id, kind FROM sensors") == [
         (TERRITORY, "gw0", "gw0-s0", "water_meter")
@@ -109,10 +162,14 @@ def test_late_and_out_of_order_data_land_in_their_partitions_and_rollups(store: 
     for i, ts in enumerate((recent, old, backlog)):  # out of order on purpose
         frames.append((f"35238:gw0:{i + 1}", ts.tolist(), rng.normal(100, 20, len(ts)).tolist()))
     store.insert_readings(batch_of(frames).to_arrow(), dedup_token="late")
-    parts = {r[0] for r in store.query(
-        "SELECT DISTINCT partition FROM system.parts WHERE database = {d:String} "
-        "AND table = 'readings' AND active", {"d": store.database},
-    )}
+    parts = {
+        r[0]
+        for r in store.query(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = {d:String} "
+            "AND table = 'readings' AND active",
+            {"d": store.database},
+        )
+    }
     every_ts = np.concatenate([recent, backlog, old])
     months = {dt.datetime.fromtimestamp(int(t) / 1000, dt.UTC).strftime("%Y%m") for t in every_ts}
     assert months == parts
@@ -127,7 +184,7 @@ def test_late_and_out_of_order_data_land_in_their_partitions_and_rollups(store: 
     assert len(raw) == len(rolled)
     for r, g in zip(raw, rolled, strict=True):
         assert r[0].replace(tzinfo=None) == g[0].replace(tzinfo=None)
-        assert r[1] == g[1] and r[3] == g[3] and r[4] == g[4] and r[5] == g[5]
+        assert (r[1], r[3], r[4], r[5]) == (g[1], g[3], g[4], g[5])
         assert r[2] == pytest.approx(g[2])
     exact, sketched = store.query(
         "SELECT quantileExact(0.9)(value), "
@@ -152,15 +209,16 @@ def test_unreachable_server_is_a_clear_error() -> None:
 
 
 def test_password_is_not_shown(store_dsn: str) -> None:
-    settings = StoreSettings(dsn=f"http://bocage:s3cret@127.0.0.1:{free_port()}", connect_timeout_s=2)
+    settings = StoreSettings(
+        dsn=f"http://bocage:s3cret@127.0.0.1:{free_port()}", connect_timeout_s=2
+    )
     with pytest.raises(UnreachableError) as info:
         Store.connect(settings)
     assert "s3cret" not in str(info.value)
 
 
-def test_a_second_chdb_path_is_refused(store: Store, tmp_path: Path) -> None:
-    if not store.embedded:
-        pytest.skip("chDB only")
+def test_a_second_chdb_path_is_refused(chdb_path: Path, tmp_path: Path) -> None:
+    Store.connect(StoreSettings(dsn=f"chdb://{chdb_path}", migrate_on_connect=False)).close()
     with pytest.raises(ConfigError, match="one per process"):
         Store.connect(StoreSettings(dsn=f"chdb://{tmp_path / 'other'}"))
 

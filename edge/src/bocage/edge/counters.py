@@ -2,8 +2,8 @@
 
 The identities the agent maintains (and the tests check):
 
-    produced + derived = accepted + rejected + filtered + buffered
-    accepted           = delivered + backlog + compacted + dropped
+    produced + derived        = accepted + rejected + filtered + buffered
+    accepted + compacted_into = delivered + backlog + compacted + dropped
 
 - ``produced``: readings (or unparseable payloads) the adapters handed to the agent;
 - ``derived``: readings the agent created (downsampling aggregates);

@@ -13,6 +13,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from bocage.core.register import Register
 from bocage.store.register_rows import effective_retention
 

@@ -33,10 +33,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import bocage_native
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import Error as JetStreamError
+
+import bocage_native
 from bocage.core import events, subjects
 from bocage.core.errors import BocageError
 from bocage.core.logs import get_logger
@@ -56,13 +64,6 @@ from bocage.ingest.checks import (
 from bocage.ingest.settings import IngestSettings
 from bocage.store import ReadingsBatch, Store
 from bocage.store.repair import FrameSpan, reconcile
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, NoServersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import Error as JetStreamError
 
 log = get_logger("bocage.ingest")
 

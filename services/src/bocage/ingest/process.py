@@ -18,6 +18,9 @@ from pathlib import Path
 
 import msgspec
 import nats
+from nats.aio.client import Client as NatsClient
+from prometheus_client import start_http_server
+
 from bocage.core import logs
 from bocage.core import settings as settings_loader
 from bocage.core.errors import BocageError, UnreachableError
@@ -26,8 +29,6 @@ from bocage.core.register import Register
 from bocage.ingest.ingestor import Ingestor
 from bocage.ingest.settings import IngestSettings
 from bocage.store import Store, StoreSettings
-from nats.aio.client import Client as NatsClient
-from prometheus_client import start_http_server
 
 log = get_logger("bocage.ingest.process")
 

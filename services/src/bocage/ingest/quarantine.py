@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from bocage.core import subjects
-from bocage.store import Store
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+
+from bocage.core import subjects
+from bocage.store import Store
 
 REASON_HEADER: Final = "Bocage-Quarantine-Reason"
 DETAIL_HEADER: Final = "Bocage-Quarantine-Detail"

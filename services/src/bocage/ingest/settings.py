@@ -14,7 +14,7 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Messages asked for in one pull request."""
     fetch_timeout_s: float = 0.5
     """How long one pull waits for the first message when the stream is idle."""
-    batch_readings: int = 500_000
+    batch_readings: int = 250_000
     """An insert is sent once this many readings are pending..."""
     batch_frames: int = 4_096
     """...or this many frames..."""

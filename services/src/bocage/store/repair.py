@@ -88,20 +88,23 @@ def reconcile(store: Store, frames: Sequence[FrameSpan]) -> int:
     return fixed
 
 
-def _fix_rollup(store: Store, table: str, view: str, bucket_of: str, params: dict[str, Any]) -> int:
+def _fix_rollup(
+    store: Store, table: str, view: str, bucket_of: str, params: dict[str, Any]
+) -> int:
+    series = "(sensor, metric) IN {k:Array(Tuple(String, String))}"
     damaged = store.query(
         "SELECT r.sensor, r.metric, r.b FROM "
-        f"(SELECT sensor, metric, {bucket_of}(ts) AS b, count() AS n FROM {store.table('readings')} "
-        f"WHERE territory = {{t:String}} AND (sensor, metric) IN {{k:Array(Tuple(String, String))}} "
+        f"(SELECT sensor, metric, {bucket_of}(ts) AS b, count() AS n "
+        f"FROM {store.table('readings')} WHERE territory = {{t:String}} AND {series} "
         # whole buckets: other frames' readings in the same buckets count too
         f"AND ts >= {bucket_of}(fromUnixTimestamp64Milli({{a:Int64}}, 'UTC')) "
         f"AND b <= {bucket_of}(fromUnixTimestamp64Milli({{b:Int64}}, 'UTC')) "
         "GROUP BY sensor, metric, b) AS r "
         "LEFT JOIN "
         f"(SELECT sensor, metric, bucket AS b, sum(count) AS n FROM {store.table(table)} "
-        f"WHERE territory = {{t:String}} AND (sensor, metric) IN {{k:Array(Tuple(String, String))}} "
+        f"WHERE territory = {{t:String}} AND {series} "
         f"AND bucket BETWEEN {bucket_of}(fromUnixTimestamp64Milli({{a:Int64}}, 'UTC')) "
-        f"AND fromUnixTimestamp64Milli({{b:Int64}}, 'UTC') GROUP BY sensor, metric, b) AS g "
+        "AND fromUnixTimestamp64Milli({b:Int64}, 'UTC') GROUP BY sensor, metric, b) AS g "
         "ON r.sensor = g.sensor AND r.metric = g.metric AND r.b = g.b "
         "WHERE r.n > g.n",
         params,
@@ -109,8 +112,12 @@ def _fix_rollup(store: Store, table: str, view: str, bucket_of: str, params: dic
     if not damaged:
         return 0
     keys = [(str(s), str(m), b) for s, m, b in damaged]
-    log.warning("recomputing rollup buckets left incomplete by an interrupted insert",
-                table=table, buckets=len(keys), territory=params["t"])
+    log.warning(
+        "recomputing rollup buckets left incomplete by an interrupted insert",
+        table=table,
+        buckets=len(keys),
+        territory=params["t"],
+    )
     bucket_params = {**params, "d": keys}
     store.command(
         f"ALTER TABLE {store.table(table)} DELETE WHERE territory = {{t:String}} "
@@ -120,7 +127,8 @@ def _fix_rollup(store: Store, table: str, view: str, bucket_of: str, params: dic
     )
     where = (
         "territory = {t:String} AND (sensor, metric, "
-        f"toDateTime({bucket_of}(ts), 'UTC')) IN {{d:Array(Tuple(String, String, DateTime('UTC')))}}"
+        f"toDateTime({bucket_of}(ts), 'UTC')) "
+        "IN {d:Array(Tuple(String, String, DateTime('UTC')))}"
     )
     store.command(
         f"INSERT INTO {store.table(table)} {_view_select(store, view, where)}",

@@ -12,15 +12,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs published
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
 from bocage.core.errors import BocageError, ConfigError, UnreachableError
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
-from bocage.store import migrations
+from bocage.store import schema
 from bocage.store.batch import READINGS_COLUMNS
 from bocage.store.register_rows import register_tables
 from bocage.store.settings import StoreSettings
-from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 log = get_logger("bocage.store")
 
@@ -237,8 +238,8 @@ class Store:
         Versions are recorded in ``schema_migrations``. Statements are idempotent, so a
         migration interrupted half-way is simply applied again.
         """
-        folder = migrations.locate(self.settings.migrations_dir)
-        pending = migrations.load(folder)
+        folder = schema.locate(self.settings.migrations_dir)
+        pending = schema.load(folder)
         self.command(
             f"CREATE TABLE IF NOT EXISTS {self.table('schema_migrations')} "
             "(version UInt32, name String, checksum String, "

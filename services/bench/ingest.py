@@ -230,6 +230,7 @@ def main() -> int:
         "bits_per_reading_on_wire": round(8 * frame_bytes / readings, 2),
         "batch_readings": args.batch_readings,
         "cpus": os.cpu_count(),
+        "encode_s": result_encode_s,
     }
     with EmbeddedNats(work / "nats") as server:
         t = time.perf_counter()

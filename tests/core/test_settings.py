@@ -58,3 +58,19 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(Root, tmp_path / "absent.toml", environ={})
+
+
+class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    port: int = 1
+
+
+class StrictRoot(msgspec.Struct, frozen=True, kw_only=True):
+    api: Strict = Strict()
+
+
+def test_unknown_key_is_named_with_its_section(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text("[api]\nprot = 80\n")
+    with pytest.raises(ConfigError) as info:
+        load(StrictRoot, path, environ={})
+    assert info.value.field == "api.prot"

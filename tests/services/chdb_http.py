@@ -139,9 +139,8 @@ class Handler(BaseHTTPRequestHandler):
                     with tempfile.NamedTemporaryFile(suffix=".data", delete=False) as tmp:
                         tmp.write(data)
                     try:
-                        conn.query(
-                            f"{statement} FROM INFILE {quote(tmp.name)} FORMAT {match.group(1).decode()}"
-                        )
+                        fmt = match.group(1).decode()
+                        conn.query(f"{statement} FROM INFILE {quote(tmp.name)} FORMAT {fmt}")
                     finally:
                         Path(tmp.name).unlink(missing_ok=True)
                     return b""

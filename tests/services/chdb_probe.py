@@ -23,7 +23,8 @@ print(
         {
             "rows": scalar("SELECT count() FROM {db}.readings"),
             "distinct": scalar(
-                "SELECT count() FROM (SELECT DISTINCT frame_id, sensor, metric, ts FROM {db}.readings)"
+                "SELECT count() FROM "
+                "(SELECT DISTINCT frame_id, sensor, metric, ts FROM {db}.readings)"
             ),
             "rollup_1m": scalar("SELECT sum(count) FROM {db}.readings_1m"),
             "rollup_1h": scalar("SELECT sum(count) FROM {db}.readings_1h"),

@@ -308,3 +308,44 @@ async def test_replay_after_the_gateway_is_registered(store: Store, register: Re
     assert rows(store) == 40
     values = np.array([r[0] for r in store.query("SELECT value FROM readings ORDER BY value")])
     assert values.min() >= 1_000_000
+
+
+async def test_backlog_of_three_days_lands_in_place(store: Store, register: Register, nc) -> None:
+    """A gateway drains three days (and an older month) of backlog after recent data."""
+    js = nc.jetstream()
+    day = 86_400_000
+    now = now_ms()
+    starts = [now - 600_000, now - 3 * day, now - 2 * day, now - 45 * day, now - day]
+    for seq, start in enumerate(starts, 1):  # out of order on purpose
+        await publish_frame(
+            js, make_frame("gw2", seq, start_ms=start, readings=360, step_ms=60_000)
+        )
+    async with running(Ingestor(FAST, store, register, nc)):
+        await eventually(lambda: drained(nc), what="backlog stored")
+    assert rows(store) == distinct_rows(store) == 5 * 4 * 360
+    months = {r[0] for r in store.query("SELECT DISTINCT toYYYYMM(ts) FROM readings")}
+    parts = {
+        int(p[0])
+        for p in store.query(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = {d:String} "
+            "AND table = 'readings' AND active",
+            {"d": store.database},
+        )
+    }
+    assert months == parts
+    for table, bucket in (
+        ("readings_1m", "toStartOfMinute"),
+        ("readings_1h", "toStartOfHour"),
+        ("readings_1d", "toStartOfDay"),
+    ):
+        raw = store.query(
+            f"SELECT sensor, {bucket}(ts) AS b, count(), min(value), max(value), "
+            "argMin(value, ts), argMax(value, ts) FROM readings GROUP BY sensor, b ORDER BY sensor, b"
+        )
+        rolled = store.query(
+            f"SELECT sensor, bucket, sum(count), min(min), max(max), argMinMerge(first), "
+            f"argMaxMerge(last) FROM {table} GROUP BY sensor, bucket ORDER BY sensor, bucket"
+        )
+        assert [(r[0], r[1].replace(tzinfo=None), *r[2:]) for r in raw] == [
+            (g[0], g[1].replace(tzinfo=None), *g[2:]) for g in rolled
+        ], table

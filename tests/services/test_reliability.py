@@ -115,9 +115,9 @@ def ingest_process(
                 fetch_timeout_s=0.2,
                 retry_initial_s=0.05,
                 retry_max_s=0.5,
+                metrics_port=port,
             ),
             "register": register,
-            "metrics_port": port,
         },
     )
     process = IngestProcess(settings, tmp_path / "ingest.log", port)

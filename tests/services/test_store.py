@@ -218,8 +218,9 @@ def test_password_is_not_shown(store_dsn: str) -> None:
 
 
 def test_a_second_chdb_path_is_refused(chdb_path: Path, tmp_path: Path) -> None:
-    Store.connect(StoreSettings(dsn=f"chdb://{chdb_path}", migrate_on_connect=False)).close()
-    with pytest.raises(ConfigError, match="one per process"):
+    # the engine stays on chdb_path while one client is open
+    opened = Store.connect(StoreSettings(dsn=f"chdb://{chdb_path}", migrate_on_connect=False))
+    with opened, pytest.raises(ConfigError, match="one per process"):
         Store.connect(StoreSettings(dsn=f"chdb://{tmp_path / 'other'}"))
 
 

@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ENV_PREFIX = "BOCAGE_"
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
 
 
 def _env_overrides(environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
@@ -59,7 +60,11 @@ def field_of(error: msgspec.ValidationError) -> tuple[str, str | None]:
         return text, None
     path = match.group("path").lstrip(".")
     path = re.sub(r"\[(\d+)\]", r".\1", path)
-    return text[: match.start()], path or None
+    reason = text[: match.start()]
+    unknown = _UNKNOWN_RE.match(reason)
+    if unknown:  # name the unknown key itself, not only the section holding it
+        path = f"{path}.{unknown.group('key')}" if path else unknown.group("key")
+    return reason, path or None
 
 
 def convert(data: Mapping[str, Any], cls: type[T], *, source: str | None = None) -> T:

@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - handlers import the store and NATS lazily: `bocage --help` stays fast
 """Operator commands ``bocage quarantine list`` and ``bocage quarantine replay``.
 
 Hooked into the ``bocage`` command by bocage.datacenter (``register(commands)``). They read
@@ -14,14 +15,13 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from bocage.core import settings as settings_loader
 from bocage.core.errors import BocageError
-from bocage.ingest import quarantine
-from bocage.ingest.process import IngestProcessSettings, connect_nats
-from bocage.store import Store
+
+if TYPE_CHECKING:
+    from bocage.ingest.process import IngestProcessSettings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,11 +53,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _settings(args: argparse.Namespace) -> IngestProcessSettings:
+    from bocage.ingest.process import IngestProcessSettings
+
     return settings_loader.load(IngestProcessSettings, args.config)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``bocage quarantine list``."""
+    import msgspec
+
+    from bocage.ingest import quarantine
+    from bocage.store import Store
+
     settings = _settings(args)
     with Store.connect(settings.store) as store:
         entries = quarantine.list_entries(
@@ -82,6 +89,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``bocage quarantine replay``."""
+    from bocage.ingest import quarantine
+    from bocage.ingest.process import connect_nats
+    from bocage.store import Store
+
     settings = _settings(args)
     sequences: list[int] = list(args.seq)
     if args.all:

@@ -157,7 +157,7 @@ class StoreOutcome:
 class Ingestor:
     """Consumes frames, alarms and status from JetStream and stores them in ClickHouse.
 
-    ``nc`` is a connected NatsClient client (owned by the caller); ``store`` an open :class:`Store`
+    ``nc`` is a connected NATS client (owned by the caller); ``store`` an open :class:`Store`
     (it may be shared with other services of the process). Run with :meth:`run` until ``stop``
     is set; several processes with the same ``settings.durable`` share the work.
     """
@@ -388,7 +388,7 @@ class Ingestor:
                 try:
                     await self._commit_once(batch)
                     break
-                except Exception as exc:  # store down, NatsClient away, or a bug: log, count, retry
+                except Exception as exc:  # store down, NATS away, or a bug: log, count, retry
                     metrics.ERRORS.labels("commit").inc()
                     if not isinstance(exc, _RETRYABLE):
                         log.exception("unexpected error while committing a batch")

@@ -26,6 +26,7 @@ from bocage.core import settings as settings_loader
 from bocage.core.errors import BocageError, UnreachableError
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
+from bocage.core.streams import ensure_streams
 from bocage.ingest.ingestor import Ingestor
 from bocage.ingest.settings import IngestSettings
 from bocage.store import Store, StoreSettings
@@ -34,15 +35,17 @@ log = get_logger("bocage.ingest.process")
 
 
 class NatsConnection(msgspec.Struct, frozen=True, kw_only=True):
-    """How an ingest process reaches NatsClient (``[nats]``)."""
+    """How an ingest process reaches NATS (``[nats]``)."""
 
     url: str = "nats://127.0.0.1:4222"
     name: str = "bocage-ingest"
     user: str | None = None
     password: str | None = None
     token: str | None = None
-    creds: str | None = None
-    """Path of a ``.creds`` file (NKey + JWT), for an operator-mode NatsClient."""
+    credentials: str | None = None
+    """Path of a ``.creds`` file (NKey + JWT), for an operator-mode NATS."""
+    replicas: int = 1
+    """JetStream replicas of the Bocage streams when ingest creates them."""
 
 
 class IngestProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,13 +55,11 @@ class IngestProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
     register: Register = Register()
-    metrics_port: int = 0
-    """Serve Prometheus metrics on this port (0 = off)."""
     log_level: str = "info"
 
 
 async def connect_nats(settings: NatsConnection) -> NatsClient:
-    """One NatsClient connection with explicit callbacks; reconnects forever once connected."""
+    """One NATS connection with explicit callbacks; reconnects forever once connected."""
 
     async def error_cb(exc: Exception) -> None:
         log.warning("nats error", error=repr(exc))
@@ -79,7 +80,7 @@ async def connect_nats(settings: NatsConnection) -> NatsClient:
             user=settings.user,
             password=settings.password,
             token=settings.token,
-            user_credentials=settings.creds,
+            user_credentials=settings.credentials,
             error_cb=error_cb,
             disconnected_cb=disconnected_cb,
             reconnected_cb=reconnected_cb,
@@ -93,12 +94,13 @@ async def connect_nats(settings: NatsConnection) -> NatsClient:
 
 
 async def serve(settings: IngestProcessSettings, stop: asyncio.Event) -> None:
-    """Connect the store and NatsClient, then run the ingestor until ``stop``."""
+    """Connect the store and NATS, then run the ingestor until ``stop``."""
     store = await asyncio.to_thread(Store.connect, settings.store)
     try:
         await asyncio.to_thread(store.sync_register, settings.register)
         nc = await connect_nats(settings.nats)
         try:
+            await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
             await Ingestor(settings.ingest, store, settings.register, nc).run(stop)
         finally:
             with contextlib.suppress(Exception):
@@ -117,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bocage-ingest: error: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    if settings.ingest.metrics_port:
+        start_http_server(settings.ingest.metrics_port, addr="127.0.0.1")
 
     async def run() -> None:
         stop = asyncio.Event()

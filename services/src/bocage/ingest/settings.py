@@ -34,5 +34,8 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     retry_max_s: float = 10.0
     shutdown_timeout_s: float = 30.0
     """On stop, time allowed to finish the in-flight insert before releasing the messages."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint of an ingest process of its own (0 = none; in
+    ``bocage serve all`` the API serves ``/metrics``)."""
     quarantine_payload_max: int = 1_048_576
     """Payloads larger than this are kept in the quarantine stream but truncated in the table."""

@@ -88,9 +88,7 @@ def reconcile(store: Store, frames: Sequence[FrameSpan]) -> int:
     return fixed
 
 
-def _fix_rollup(
-    store: Store, table: str, view: str, bucket_of: str, params: dict[str, Any]
-) -> int:
+def _fix_rollup(store: Store, table: str, view: str, bucket_of: str, params: dict[str, Any]) -> int:
     series = "(sensor, metric) IN {k:Array(Tuple(String, String))}"
     damaged = store.query(
         "SELECT r.sensor, r.metric, r.b FROM "

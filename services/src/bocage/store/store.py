@@ -232,8 +232,8 @@ class Store:
 
     # -- migrations --------------------------------------------------------------------------
 
-    def migrate(self) -> list[int]:
-        """Apply pending migrations in order; return the versions applied now.
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in order; return those applied now (``"0001_register"``).
 
         Versions are recorded in ``schema_migrations``. Statements are idempotent, so a
         migration interrupted half-way is simply applied again.
@@ -253,7 +253,7 @@ class Store:
                 f"FROM {self.table('schema_migrations')} GROUP BY version"
             )
         }
-        done: list[int] = []
+        done: list[str] = []
         for migration in pending:
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
@@ -276,7 +276,7 @@ class Store:
                 name=migration.name,
                 database=self.database,
             )
-            done.append(migration.version)
+            done.append(f"{migration.version:04d}_{migration.name}")
         return done
 
     def applied_migrations(self) -> list[int]:

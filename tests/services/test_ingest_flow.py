@@ -315,14 +315,17 @@ async def test_backlog_of_three_days_lands_in_place(store: Store, register: Regi
     js = nc.jetstream()
     day = 86_400_000
     now = now_ms()
-    starts = [now - 600_000, now - 3 * day, now - 2 * day, now - 45 * day, now - day]
+    hours_6 = 360 * 60_000
+    starts = [now - hours_6 - 60_000, now - 3 * day, now - 2 * day, now - 45 * day, now - day]
     for seq, start in enumerate(starts, 1):  # out of order on purpose
         await publish_frame(
             js, make_frame("gw2", seq, start_ms=start, readings=360, step_ms=60_000)
         )
     async with running(Ingestor(FAST, store, register, nc)):
         await eventually(lambda: drained(nc), what="backlog stored")
-    assert rows(store) == distinct_rows(store) == 5 * 4 * 360
+    # gw2-s0 declares a 30-day retention: its readings of 45 days ago are not kept
+    assert rows(store) == distinct_rows(store) == 5 * 4 * 360 - 360
+    assert store.scalar("SELECT sum(count) FROM readings_1d WHERE sensor = 'gw2-s0'") == 5 * 360
     months = {r[0] for r in store.query("SELECT DISTINCT toYYYYMM(ts) FROM readings")}
     parts = {
         int(p[0])
@@ -340,12 +343,31 @@ async def test_backlog_of_three_days_lands_in_place(store: Store, register: Regi
     ):
         raw = store.query(
             f"SELECT sensor, {bucket}(ts) AS b, count(), min(value), max(value), "
-            "argMin(value, ts), argMax(value, ts) FROM readings GROUP BY sensor, b ORDER BY sensor, b"
+            "argMin(value, ts), argMax(value, ts) FROM readings WHERE sensor != 'gw2-s0' "
+            "GROUP BY sensor, b ORDER BY sensor, b"
         )
         rolled = store.query(
             f"SELECT sensor, bucket, sum(count), min(min), max(max), argMinMerge(first), "
-            f"argMaxMerge(last) FROM {table} GROUP BY sensor, bucket ORDER BY sensor, bucket"
+            f"argMaxMerge(last) FROM {table} WHERE sensor != 'gw2-s0' "
+            "GROUP BY sensor, bucket ORDER BY sensor, bucket"
         )
         assert [(r[0], r[1].replace(tzinfo=None), *r[2:]) for r in raw] == [
             (g[0], g[1].replace(tzinfo=None), *g[2:]) for g in rolled
         ], table
+
+
+async def test_a_reused_sequence_is_quarantined_not_dropped(
+    store: Store, register: Register, nc
+) -> None:
+    """A gateway whose spool was wiped starts its sequence again: same frame ids, new data."""
+    js = nc.jetstream()
+    await publish_frame(js, make_frame("gw0", 1, readings=10))
+    async with running(Ingestor(FAST, store, register, nc)):
+        await eventually(lambda: drained(nc), what="first life stored")
+        later = now_ms() - 30_000
+        await publish_frame(js, make_frame("gw0", 1, readings=3, start_ms=later), msg_id="reset")
+        await eventually(lambda: drained(nc), what="second life handled")
+    assert rows(store) == 40
+    assert store.query("SELECT reason, frame_id FROM quarantine") == [
+        ("sequence_reused", f"{TERRITORY}:gw0:1")
+    ]

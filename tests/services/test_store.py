@@ -146,7 +146,8 @@ def test_insert_with_the_same_token_is_a_noop(store: Store) -> None:
     # the materialized views skip the deduplicated block too
     assert store.scalar("SELECT sum(count) FROM readings_1m") == 2
     assert store.scalar("SELECT sum(count) FROM readings_1d") == 2
-    assert store.stored_frames([(TERRITORY, "gw0", 1), (TERRITORY, "gw0", 2)]) == {"35238:gw0:1": 2}
+    stored = store.stored_frames([(TERRITORY, "gw0", 1), (TERRITORY, "gw0", 2)])
+    assert stored == {"35238:gw0:1": (2, t0, t0 + 1000)}
     # another token is another insert
     store.insert_readings(table, dedup_token="other")
     assert store.scalar("SELECT count() FROM readings") == 4

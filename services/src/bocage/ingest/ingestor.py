@@ -127,9 +127,12 @@ class Batch:
 
     def messages(self) -> list[Msg]:
         """Every message of the batch (what is acknowledged or released together)."""
+        refused = [r.msg for r in self.refused]
+        # a frame refused after its insert (sequence_reused) is in both lists: once is enough
+        moved = {id(m) for m in refused}
         return (
-            [f.msg for f in self.frames]
-            + [r.msg for r in self.refused]
+            [f.msg for f in self.frames if id(f.msg) not in moved]
+            + refused
             + [m for m, _ in self.alarms]
             + [m for m, _ in self.statuses]
             + self.other
@@ -152,6 +155,8 @@ class StoreOutcome:
     stored_frames: int = 0
     stored_readings: int = 0
     duplicates: int = 0
+    conflicts: list[DecodedFrame] = field(default_factory=list)
+    """Frames whose id is already stored with other content (a reused sequence number)."""
 
 
 class Ingestor:
@@ -383,6 +388,7 @@ class Ingestor:
         Never raises (except cancellation, on which the messages are released).
         """
         delay = self.settings.retry_initial_s
+        heartbeat = asyncio.create_task(self._heartbeat(batch))
         try:
             while True:
                 try:
@@ -413,34 +419,22 @@ class Ingestor:
         except asyncio.CancelledError:
             await _release(batch)
             raise
+        finally:
+            heartbeat.cancel()
         await self._acknowledge(batch)
         self.committed_batches += 1
 
+    async def _heartbeat(self, batch: Batch) -> None:
+        """While a batch is being committed, keep JetStream from redelivering it elsewhere.
+
+        A slow insert must not let ``ack_wait`` expire: another ingest process would get the
+        same frames while they are being inserted here.
+        """
+        while True:
+            await asyncio.sleep(self.settings.ack_wait_s / 3)
+            await _keep_alive(batch)
+
     async def _commit_once(self, batch: Batch) -> None:
-        if batch.refused and not batch.quarantined:
-            for refused in batch.refused:
-                if not refused.quarantine_seq:
-                    await quarantine_.publish(self.js, refused)
-            token = "q:" + ",".join(str(r.quarantine_seq) for r in batch.refused)
-            await asyncio.to_thread(
-                self.store.insert_rows,
-                "quarantine",
-                quarantine_.table_rows(batch.refused, self.settings.quarantine_payload_max),
-                quarantine_.QUARANTINE_COLUMNS,
-                dedup_token=hashlib.sha256(token.encode()).hexdigest(),
-            )
-            batch.quarantined = True
-            for refused in batch.refused:
-                metrics.QUARANTINED.labels(refused.reason).inc()
-                if refused.kind == "frames" or not refused.kind:
-                    metrics.FRAMES.labels("quarantined").inc()
-                log.warning(
-                    "message quarantined",
-                    reason=refused.reason,
-                    detail=refused.detail[:200],
-                    subject=refused.msg.subject,
-                    quarantine_seq=refused.quarantine_seq,
-                )
         if (batch.alarms or batch.statuses) and not batch.events_stored:
             await asyncio.to_thread(self._store_events, batch)
             batch.events_stored = True
@@ -454,6 +448,46 @@ class Ingestor:
             metrics.READINGS.inc(outcome.stored_readings)
             if outcome.stored_readings:
                 metrics.BATCH_READINGS.observe(outcome.stored_readings)
+            for frame in outcome.conflicts:
+                batch.refused.append(
+                    quarantine_.Refused(
+                        frame.msg,
+                        "sequence_reused",
+                        f"frame id {frame.frame_id} is already stored with other readings "
+                        f"({frame.readings} readings, {frame.first_ms}..{frame.last_ms} ms)",
+                        frame.territory,
+                        frame.gateway,
+                        "frames",
+                        frame.frame_id,
+                    )
+                )
+        if batch.refused and not batch.quarantined:
+            await self._quarantine(batch)
+
+    async def _quarantine(self, batch: Batch) -> None:
+        for refused in batch.refused:
+            if not refused.quarantine_seq:
+                await quarantine_.publish(self.js, refused)
+        token = "q:" + ",".join(str(r.quarantine_seq) for r in batch.refused)
+        await asyncio.to_thread(
+            self.store.insert_rows,
+            "quarantine",
+            quarantine_.table_rows(batch.refused, self.settings.quarantine_payload_max),
+            quarantine_.QUARANTINE_COLUMNS,
+            dedup_token=hashlib.sha256(token.encode()).hexdigest(),
+        )
+        batch.quarantined = True
+        for refused in batch.refused:
+            metrics.QUARANTINED.labels(refused.reason).inc()
+            if refused.kind == "frames" or not refused.kind:
+                metrics.FRAMES.labels("quarantined").inc()
+            log.warning(
+                "message quarantined",
+                reason=refused.reason,
+                detail=refused.detail[:200],
+                subject=refused.msg.subject,
+                quarantine_seq=refused.quarantine_seq,
+            )
 
     async def _acknowledge(self, batch: Batch) -> None:
         for msg in batch.messages():
@@ -503,10 +537,13 @@ class Ingestor:
         outcome = StoreOutcome()
         unique: dict[str, DecodedFrame] = {}
         for frame in frames:
-            if frame.frame_id in unique:  # the same frame twice in one batch (two delivery paths)
-                outcome.duplicates += 1
-            else:
+            first = unique.get(frame.frame_id)
+            if first is None:
                 unique[frame.frame_id] = frame
+            elif _same(first, frame.readings, frame.first_ms, frame.last_ms):
+                outcome.duplicates += 1  # the same frame twice in one batch (two delivery paths)
+            else:
+                outcome.conflicts.append(frame)
         ledger = self.store.stored_frames(
             (f.territory, f.gateway, f.sequence) for f in unique.values()
         )
@@ -520,7 +557,14 @@ class Ingestor:
             already = found.get(frame.frame_id, 0)
             if already:
                 to_reconcile.append(_span(frame))
-            if already >= frame.readings or (not already and frame.frame_id in ledger):
+            stored = ledger.get(frame.frame_id)
+            if not frame.maybe_written and stored is not None:
+                if _same(frame, *stored):
+                    outcome.duplicates += 1
+                else:  # never drop silently: same id, other content
+                    outcome.conflicts.append(frame)
+                continue
+            if already >= frame.readings or (not already and stored is not None):
                 outcome.duplicates += 1
                 continue
             _add(batch, frame, self._missing_rows(frame) if already else None)
@@ -593,6 +637,11 @@ def _add(batch: ReadingsBatch, frame: DecodedFrame, mask: npt.NDArray[np.bool_] 
         values=pick(cols["values"]),
         quality=pick(cols["quality"]),
     )
+
+
+def _same(frame: DecodedFrame, readings: int, first_ms: int, last_ms: int) -> bool:
+    """Whether a stored frame (its count and time span) is this one."""
+    return (frame.readings, frame.first_ms, frame.last_ms) == (readings, first_ms, last_ms)
 
 
 def _span(frame: DecodedFrame) -> FrameSpan:

@@ -64,7 +64,9 @@ class Refused:
 
 
 def _header_safe(text: str, limit: int = 512) -> str:
-    return text.replace("\r", " ").replace("\n", " ")[:limit]
+    """A header value: one line of ASCII (frame details may quote arbitrary bytes)."""
+    one_line = text.replace("\r", " ").replace("\n", " ")[:limit]
+    return one_line.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _stream_seq(msg: Msg) -> int:

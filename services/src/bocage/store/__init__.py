@@ -9,7 +9,7 @@ from __future__ import annotations
 from bocage.store.batch import READINGS_COLUMNS, ReadingsBatch
 from bocage.store.register_rows import effective_retention
 from bocage.store.settings import StoreSettings
-from bocage.store.store import Store, StoreError
+from bocage.store.store import Store, StoredFrame, StoreError
 
 __all__ = [
     "READINGS_COLUMNS",
@@ -17,5 +17,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreSettings",
+    "StoredFrame",
     "effective_retention",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
@@ -24,6 +25,14 @@ from bocage.store.register_rows import register_tables
 from bocage.store.settings import StoreSettings
 
 log = get_logger("bocage.store")
+
+
+class StoredFrame(NamedTuple):
+    """A frame as recorded in the ``frames`` ledger."""
+
+    readings: int
+    first_ms: int
+    last_ms: int
 
 
 class StoreError(BocageError):
@@ -339,8 +348,8 @@ class Store:
         )
         return int(batch.num_rows)
 
-    def stored_frames(self, frames: Iterable[tuple[str, str, int]]) -> dict[str, int]:
-        """Readings already stored per frame, for frames given as (territory, gateway, sequence).
+    def stored_frames(self, frames: Iterable[tuple[str, str, int]]) -> dict[str, StoredFrame]:
+        """What the ledger says of frames given as (territory, gateway, sequence).
 
         Reads the ``frames`` ledger (fed by the same INSERT as the readings). Frames absent
         from the result are not stored.
@@ -349,32 +358,30 @@ class Store:
         if not keys:
             return {}
         rows = self.query(
-            f"SELECT any(frame_id), sum(readings) FROM {self.table('frames')} "
+            "SELECT any(frame_id), sum(readings), toUnixTimestamp64Milli(min(first_ts)), "
+            f"toUnixTimestamp64Milli(max(last_ts)) FROM {self.table('frames')} "
             "WHERE (territory, gateway, sequence) IN {keys:Array(Tuple(String, String, UInt64))} "
             "GROUP BY territory, gateway, sequence",
             {"keys": keys},
         )
-        return {str(f): int(n) for f, n in rows}
+        return {str(f): StoredFrame(int(n), int(a), int(b)) for f, n, a, b in rows}
 
-    def frame_readings(self, territory: str, frame_id: str, first_ms: int, last_ms: int) -> int:
-        """Readings of ``frame_id`` found in ``readings`` itself (the source of truth).
 
-        Used for redelivered frames, when the ledger could be behind the readings (a crash
-        between the two parts of one INSERT). The time bounds let the primary key prune.
-        """
-        return int(
-            self.scalar(
-                f"SELECT count() FROM {self.table('readings')} "
-                "WHERE territory = {t:String} "
-                "AND ts BETWEEN fromUnixTimestamp64Milli({a:Int64}, 'UTC') "
-                "AND fromUnixTimestamp64Milli({b:Int64}, 'UTC') AND frame_id = {f:String}",
-                {"t": territory, "a": first_ms, "b": last_ms, "f": frame_id},
-            )
-            or 0
-        )
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+_TIMED_OUT = re.compile(r"timed? ?out", re.IGNORECASE)
 
 
 def _reason(exc: BaseException) -> str:
-    """First line of a ClickHouse/driver message, without the driver's noise."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:500]
+    """First line of a ClickHouse/driver message, without the driver's noise.
+
+    A refused connection reads "Connection refused", not urllib3's retry chain.
+    """
+    text = str(exc).strip()
+    if isinstance(exc, OperationalError):
+        found = _OS_ERROR.search(text)
+        if found:
+            return found.group(1).strip()
+        if _TIMED_OUT.search(text):
+            return "timed out"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:500]

@@ -4,7 +4,7 @@
 
 A burst of ``--readings`` readings from ``--gateways`` gateways is published into a real
 JetStream (embedded nats-server) *before* ingest starts, as after a storm when every gateway
-drains its backlog at once. Then ``python -m bocage.ingest`` runs as its own process on an
+drains its backlog at once. Then ``bocage serve ingest`` runs as its own process on an
 embedded chDB store, and the clock runs until the durable consumer is drained (ingest
 acknowledges a frame only after its rows are inserted, so drained = every row queryable).
 Reported: end-to-end readings/s, the lag (time to absorb the burst), insert batch size,
@@ -246,13 +246,12 @@ def main() -> int:
             "store": {"dsn": f"chdb://{work / 'store'}", "database": "bocage"},
             "ingest": msgspec.structs.asdict(IngestSettings(batch_readings=args.batch_readings)),
             "register": msgspec.to_builtins(register),
-            "log_level": "warning",
         }
         settings.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in config.items()))
         env = dict(os.environ)
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "bocage.ingest", str(settings)],
+            [sys.executable, "-m", "bocage.cli", "--log-level", "warning", "serve", "ingest", "--config", str(settings)],
             env=env,
             stderr=(work / "ingest.log").open("wb"),
         )

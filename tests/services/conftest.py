@@ -24,12 +24,6 @@ from bocage.store import Store, StoreSettings
 
 
 @pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's chDB data path (shared with the other parts' tests)."""
-    return tmp_path_factory.getbasetemp() / "chdb"
-
-
-@pytest.fixture(scope="session")
 def chdb_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbHttp]:
     """One HTTP-over-chDB server for the session (tests isolate by database)."""
     base = tmp_path_factory.mktemp("chdb-http")

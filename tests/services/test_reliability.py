@@ -35,7 +35,7 @@ ROOT = HERE.parent.parent
 
 
 class IngestProcess:
-    """``python -m bocage.ingest SETTINGS`` as a child process."""
+    """``bocage serve ingest --config SETTINGS`` as a child process."""
 
     def __init__(self, settings: Path, log: Path, metrics_port: int) -> None:
         self.settings, self.log, self.metrics_port = settings, log, metrics_port
@@ -44,7 +44,7 @@ class IngestProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bocage.ingest", str(self.settings)],
+                [sys.executable, "-m", "bocage.cli", "serve", "ingest", "--config", str(self.settings)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

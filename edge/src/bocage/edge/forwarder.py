@@ -192,6 +192,9 @@ class Forwarder:
             error_cb=on_error,
             disconnected_cb=on_disconnect,
             closed_cb=on_disconnect,
+            # replies (JetStream acks) come on the gateway's own inbox: its NATS permissions
+            # allow subscribing to _INBOX.<territory>.<gateway>.> and nothing wider
+            inbox_prefix=f"_INBOX.{self.territory}.{self.gateway}",
             **options,
         )
         self.js = self.nc.jetstream(timeout=nats_settings.publish_timeout_s)

@@ -58,11 +58,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    import msgspec
+
     from bocage.datacenter.settings import DatacenterSettings
     from bocage.store import Store
 
     settings = settings_loader.load(DatacenterSettings, args.config)
-    store = Store.connect(settings.store)
+    # connect without the automatic migration, so that this command reports what it applied
+    store = Store.connect(msgspec.structs.replace(settings.store, migrate_on_connect=False))
     try:
         applied = store.migrate()
         store.sync_register(settings.register)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 import uvicorn
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, start_http_server
 
 from bocage.core.connection import connect_nats
 from bocage.core.errors import BocageError
@@ -89,6 +89,10 @@ class Datacenter:
             nc = await connect_nats(settings.nats.url, name="bocage-ingest", credentials=settings.nats.credentials)
             await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
             ingestor = Ingestor(settings.ingest, store, settings.register, nc)
+            if settings.ingest.metrics_port and "api" not in self.services:
+                # an ingest process of its own (a pod) exposes its metrics for scraping; in
+                # the all-in-one process the API's /metrics already serves the same registry
+                start_http_server(settings.ingest.metrics_port, addr="0.0.0.0")  # noqa: S104
 
             async def ingest() -> None:
                 try:

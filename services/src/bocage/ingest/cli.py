@@ -21,7 +21,7 @@ from bocage.core import settings as settings_loader
 from bocage.core.errors import BocageError
 
 if TYPE_CHECKING:
-    from bocage.ingest.process import IngestProcessSettings
+    from bocage.datacenter.settings import DatacenterSettings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,10 +52,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     replaying.set_defaults(handler=cmd_replay)
 
 
-def _settings(args: argparse.Namespace) -> IngestProcessSettings:
-    from bocage.ingest.process import IngestProcessSettings
+def _settings(args: argparse.Namespace) -> DatacenterSettings:
+    from bocage.datacenter.settings import DatacenterSettings
 
-    return settings_loader.load(IngestProcessSettings, args.config)
+    return settings_loader.load(DatacenterSettings, args.config)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -90,7 +90,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``bocage quarantine replay``."""
     from bocage.ingest import quarantine
-    from bocage.ingest.process import connect_nats
+    from bocage.core.connection import connect_nats
     from bocage.store import Store
 
     settings = _settings(args)
@@ -104,7 +104,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise BocageError("nothing to replay: give quarantine sequences or --all")
 
     async def run() -> quarantine.ReplayReport:
-        nc = await connect_nats(settings.nats)
+        nc = await connect_nats(
+            settings.nats.url, name="bocage-quarantine", credentials=settings.nats.credentials
+        )
         try:
             return await quarantine.replay(
                 nc.jetstream(), sorted(set(sequences)), dry_run=args.dry_run

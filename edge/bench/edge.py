@@ -202,7 +202,7 @@ async def bench_wire(work: Path) -> dict[str, Any]:
                      per_kind=per_kind, step_ms=60_000, batch={"max_readings": per_batch})
         agent = Agent(s)
         await _run_until(agent, lambda: agent.idle)
-    from bocage.edge.adapters.simulated import expected_readings  # noqa: PLC0415
+    from bocage.edge.adapters.simulated import expected_readings
 
     readings = expected_readings(s)
     n = len(readings)

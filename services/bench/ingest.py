@@ -251,7 +251,10 @@ def main() -> int:
         env = dict(os.environ)
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "bocage.cli", "--log-level", "warning", "serve", "ingest", "--config", str(settings)],
+            [
+                sys.executable, "-m", "bocage.cli", "--log-level", "warning",
+                "serve", "ingest", "--config", str(settings),
+            ],
             env=env,
             stderr=(work / "ingest.log").open("wb"),
         )

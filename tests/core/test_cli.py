@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bocage(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bocage.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "bocage.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -36,7 +41,9 @@ def test_wrong_field_in_datacenter_config_is_named(tmp_path: Path) -> None:
 
 def test_unknown_sensor_kind_in_edge_config_is_named(tmp_path: Path) -> None:
     config = tmp_path / "edge.toml"
-    config.write_text('[gateway]\nid = "gw"\nterritory = "36228"\n[[sensors]]\nid = "x"\nkind = "toaster"\n')
+    config.write_text(
+        '[gateway]\nid = "gw"\nterritory = "36228"\n[[sensors]]\nid = "x"\nkind = "toaster"\n'
+    )
     result = bocage("edge", "run", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert "sensors.0.kind" in result.stderr
@@ -46,7 +53,8 @@ def test_unknown_sensor_kind_in_edge_config_is_named(tmp_path: Path) -> None:
 def test_unreachable_nats_is_one_clear_line(tmp_path: Path) -> None:
     config = tmp_path / "bocage.toml"
     config.write_text(
-        f'[nats]\nurl = "nats://127.0.0.1:{free_port()}"\n[store]\ndsn = "chdb://{tmp_path / "store"}"\n'
+        f'[nats]\nurl = "nats://127.0.0.1:{free_port()}"\n'
+        f'[store]\ndsn = "chdb://{tmp_path / "store"}"\n'
     )
     result = bocage("serve", "ingest", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 2, result.stderr

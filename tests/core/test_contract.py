@@ -33,7 +33,9 @@ def test_events_round_trip_and_ignore_unknown_fields() -> None:
     status = events.GatewayStatus(territory="36228", gateway="gw", time_ms=1, bytes_sent=10)
     assert events.decode_status(events.encode(status)) == status
     # a newer gateway may send fields this receiver does not know: they are ignored
-    newer = msgspec.msgpack.encode({"territory": "36228", "gateway": "gw", "time_ms": 2, "future": 1})
+    newer = msgspec.msgpack.encode(
+        {"territory": "36228", "gateway": "gw", "time_ms": 2, "future": 1}
+    )
     assert events.decode_status(newer).time_ms == 2
 
 
@@ -41,10 +43,18 @@ def test_register_lookups() -> None:
     sensor = Sensor(id="lum-1", kind="lighting_cabinet")
     register = Register(
         territories=(
-            Territory(code="36228", name="Valençay", gateways=(Gateway(id="gw", territory="36228", sensors=(sensor,)),)),
+            Territory(
+                code="36228",
+                name="Valençay",
+                gateways=(Gateway(id="gw", territory="36228", sensors=(sensor,)),),
+            ),
         )
     )
     assert register.gateway("36228", "gw") is not None
     assert register.gateway("36001", "gw") is None  # a gateway belongs to one territory only
     assert register.sensors()[0][2].spec.metric("energy") is not None
-    assert {k.name for k in SENSOR_KINDS.values()} >= {"lighting_cabinet", "water_meter", "air_quality"}
+    assert {k.name for k in SENSOR_KINDS.values()} >= {
+        "lighting_cabinet",
+        "water_meter",
+        "air_quality",
+    }

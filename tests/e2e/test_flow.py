@@ -4,6 +4,7 @@ indicator → HTTP API, checked against values computed by hand from the same re
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections import defaultdict
@@ -39,7 +40,11 @@ GATEWAY = "gw-36228-1"
 PARIS = ZoneInfo("Europe/Paris")
 START_MS = int(datetime(2026, 6, 1, tzinfo=PARIS).timestamp() * 1000)
 SAMPLES = 2 * 24 * 60  # two local days of one-minute samples
-SENSORS = (("36228-lum-1", "lighting_cabinet"), ("36228-lum-2", "lighting_cabinet"), ("36228-eau", "water_meter"))
+SENSORS = (
+    ("36228-lum-1", "lighting_cabinet"),
+    ("36228-lum-2", "lighting_cabinet"),
+    ("36228-eau", "water_meter"),
+)
 
 
 def register() -> Register:
@@ -55,7 +60,15 @@ def gateway_settings(nats_url: str, spool: Path) -> EdgeSettings:
         spool=SpoolSection(dir=str(spool)),
         batch=BatchSection(max_readings=500, max_age_s=1.0),
         sensors=[
-            SensorSection(id=sid, kind=kind, seed=i, start_ms=START_MS, step_ms=60_000, limit=SAMPLES, realtime=False)
+            SensorSection(
+                id=sid,
+                kind=kind,
+                seed=i,
+                start_ms=START_MS,
+                step_ms=60_000,
+                limit=SAMPLES,
+                realtime=False,
+            )
             for i, (sid, kind) in enumerate(SENSORS)
         ],
     )
@@ -72,7 +85,7 @@ def lighting_energy_by_hand(readings: list[Reading]) -> dict[str, float]:
     per_day: dict[str, float] = defaultdict(float)
     for series in per_sensor.values():
         series.sort()
-        for (t0, v0), (t1, v1) in zip(series, series[1:], strict=False):
+        for (t0, v0), (t1, v1) in itertools.pairwise(series):
             assert t1 - t0 < 48 * 3_600_000
             increase = v1 - v0 if v1 >= v0 else v1
             day = datetime.fromtimestamp(t1 / 1000, PARIS).date().isoformat()
@@ -80,15 +93,17 @@ def lighting_energy_by_hand(readings: list[Reading]) -> dict[str, float]:
     return {day: wh / 1000 for day, wh in per_day.items()}
 
 
-async def poll(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
+async def poll(predicate, limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
     while not await predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {limit_s}s waiting for {what}")
         await asyncio.sleep(0.1)
 
 
-async def test_gateway_to_api_exactly_once(nats_server: EmbeddedNats, chdb_path: Path, tmp_path: Path) -> None:
+async def test_gateway_to_api_exactly_once(
+    nats_server: EmbeddedNats, chdb_path: Path, tmp_path: Path
+) -> None:
     api_port = free_port()
     settings = DatacenterSettings(
         nats=NatsSettings(url=nats_server.url),
@@ -123,7 +138,8 @@ async def test_gateway_to_api_exactly_once(nats_server: EmbeddedNats, chdb_path:
 
         await poll(all_rows_stored, 60, "every reading to be stored")
         total, distinct = store.query(
-            f"SELECT count(), uniqExact(sensor, metric, ts) FROM {readings} WHERE territory = %(t)s",
+            f"SELECT count(), uniqExact(sensor, metric, ts) FROM {readings}"
+            " WHERE territory = %(t)s",
             {"t": TERRITORY},
         )[0]
         assert total == len(expected)  # no loss, no duplicate
@@ -139,7 +155,9 @@ async def test_gateway_to_api_exactly_once(nats_server: EmbeddedNats, chdb_path:
                 params={"territory": TERRITORY, "from": "2026-06-01", "to": "2026-06-02"},
             )
         assert response.status_code == 200, response.text
-        served = {v["date"]: v["value"] for v in response.json()["values"] if v["territory"] == TERRITORY}
+        served = {
+            v["date"]: v["value"] for v in response.json()["values"] if v["territory"] == TERRITORY
+        }
         assert served.keys() == by_hand.keys()
         for day, kwh in by_hand.items():
             assert kwh > 0.1  # lights burn every night: a non-trivial value to match

@@ -34,6 +34,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
+CLI = (sys.executable, "-m", "bocage.cli")
+
+
 class IngestProcess:
     """``bocage serve ingest --config SETTINGS`` as a child process."""
 
@@ -44,7 +47,7 @@ class IngestProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bocage.cli", "serve", "ingest", "--config", str(self.settings)],
+                [*CLI, "serve", "ingest", "--config", str(self.settings)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

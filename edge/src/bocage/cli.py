@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bocage", description="Bocage: edge-first sovereign data stack for pooled territories."
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -44,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_missing(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str) -> None:
+def _add_missing(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str
+) -> None:
     sub = commands.add_parser(name, help=help_)
     sub.add_argument("rest", nargs=argparse.REMAINDER)
 

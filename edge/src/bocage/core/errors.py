@@ -13,7 +13,9 @@ class ConfigError(BocageError):
     ``field`` names the offending setting (dotted path) when it is known.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, source: str | None = None
+    ) -> None:
         self.field = field
         self.source = source
         where = f" in {source}" if source else ""
@@ -24,17 +26,8 @@ class ConfigError(BocageError):
 class UnreachableError(BocageError):
     """A server Bocage needs (NATS, ClickHouse) cannot be reached."""
 
-    def __init__(self, what: str, url: str, reason: str):
+    def __init__(self, what: str, url: str, reason: str) -> None:
         self.what = what
         self.url = url
         self.reason = reason
         super().__init__(f"cannot reach {what} at {url}: {reason}")
-
-
-class RejectedReading(BocageError):
-    """A reading refused at the edge; ``reason`` is the counter label it is counted under."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)

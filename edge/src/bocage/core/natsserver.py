@@ -42,7 +42,9 @@ class EmbeddedNats:
     SIGKILL, for fault tests; :meth:`start` again restarts on the same port and store.
     """
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1"):
+    def __init__(
+        self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port()
@@ -61,8 +63,16 @@ class EmbeddedNats:
         try:
             self.process = subprocess.Popen(
                 [
-                    nats_server_binary(), "-js", "-a", self.host, "-p", str(self.port),
-                    "-sd", str(self.store_dir), "--server_name", f"bocage-{self.port}",
+                    nats_server_binary(),
+                    "-js",
+                    "-a",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-sd",
+                    str(self.store_dir),
+                    "--server_name",
+                    f"bocage-{self.port}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -72,7 +82,9 @@ class EmbeddedNats:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BocageError(f"nats-server exited with {self.process.returncode}; see {self.log_path}")
+                raise BocageError(
+                    f"nats-server exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                     if sock.recv(4).startswith(b"INFO"):
@@ -103,6 +115,9 @@ class EmbeddedNats:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -42,7 +42,9 @@ class SensorKind(msgspec.Struct, frozen=True):
         return None
 
 
-def _kind(name: str, title: str, purpose: str, *metrics: MetricSpec, retention: int = 730) -> SensorKind:
+def _kind(
+    name: str, title: str, purpose: str, *metrics: MetricSpec, retention: int = 730
+) -> SensorKind:
     return SensorKind(name, title, tuple(metrics), purpose, retention)
 
 

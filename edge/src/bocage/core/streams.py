@@ -45,7 +45,10 @@ def quarantine_stream_config(*, replicas: int = 1) -> StreamConfig:
 
 async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create the Bocage streams if missing (safe to call from every process)."""
-    for config in (main_stream_config(replicas=replicas), quarantine_stream_config(replicas=replicas)):
+    for config in (
+        main_stream_config(replicas=replicas),
+        quarantine_stream_config(replicas=replicas),
+    ):
         assert config.name is not None
         try:
             await js.stream_info(config.name)

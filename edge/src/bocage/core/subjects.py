@@ -34,7 +34,9 @@ def subject(territory: str, gateway: str, kind: Kind) -> str:
     """The subject a gateway publishes ``kind`` messages on."""
     for name, token in (("territory", territory), ("gateway", gateway)):
         if not valid_token(token):
-            raise ValueError(f"{name} {token!r} is not a valid subject token ([A-Za-z0-9_-]{{1,64}})")
+            raise ValueError(
+                f"{name} {token!r} is not a valid subject token ([A-Za-z0-9_-]{{1,64}})"
+            )
     return f"{PREFIX}.{territory}.{gateway}.{kind}"
 
 

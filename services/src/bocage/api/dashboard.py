@@ -123,7 +123,8 @@ async def index(state: State) -> Response[str]:
         f"<title>{escape(res.settings.title)} — indicateurs</title><style>{_STYLE}</style></head>"
         f"<body><h1>{escape(res.settings.title)} — territorial indicators</h1>"
         f"<p>Yesterday's value of each indicator per territory (local days, {tz}) and its trend"
-        f" over the last {days} complete days. Definitions: <a href=\"/api/v1/indicators\">catalog</a> ·"
+        f" over the last {days} complete days. Definitions:"
+        f' <a href="/api/v1/indicators">catalog</a> ·'
         f' <a href="/api/v1/sensors">sensor register</a> · <a href="/schema">API</a></p>'
         f"<table><thead><tr><th>Territory</th>{head}</tr></thead><tbody>{''.join(rows)}"
         f"</tbody></table></body></html>"

@@ -13,12 +13,13 @@ from pathlib import Path
 from bocage.core import settings as settings_loader
 
 
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the datacenter commands to the ``bocage`` parser."""
     serve = commands.add_parser("serve", help="run datacenter services")
     serve.add_argument("service", choices=["ingest", "indicators", "api", "all"])
-    serve.add_argument("--config", type=Path, help="bocage.toml (default: built-in defaults + BOCAGE_* env)")
+    serve.add_argument(
+        "--config", type=Path, help="bocage.toml (default: built-in defaults + BOCAGE_* env)"
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser("migrate", help="apply ClickHouse schema migrations and exit")
@@ -26,12 +27,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     migrate.set_defaults(handler=_migrate)
 
     demo = commands.add_parser("demo", help="run the whole stack locally with simulated gateways")
-    demo.add_argument("--data-dir", type=Path, default=Path(".bocage/demo"), help="kept between runs")
+    demo.add_argument(
+        "--data-dir", type=Path, default=Path(".bocage/demo"), help="kept between runs"
+    )
     demo.add_argument("--port", type=int, default=8080, help="HTTP port of the API and dashboard")
-    demo.add_argument("--backfill-hours", type=float, default=48.0,
-                      help="history the simulated gateways replay at start-up, fast, before going live")
-    demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument(
+        "--backfill-hours",
+        type=float,
+        default=48.0,
+        help="history the simulated gateways replay at start-up, fast, before going live",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
     demo.set_defaults(handler=_demo)
 
     try:
@@ -71,11 +82,15 @@ def _migrate(args: argparse.Namespace) -> int:
         store.sync_register(settings.register)
     finally:
         store.close()
-    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already up to date'}")
+    print(
+        f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already up to date'}"
+    )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from bocage.datacenter.demo import run_demo
 
-    return run_demo(args.data_dir, port=args.port, backfill_hours=args.backfill_hours, duration=args.duration)
+    return run_demo(
+        args.data_dir, port=args.port, backfill_hours=args.backfill_hours, duration=args.duration
+    )

@@ -53,25 +53,43 @@ class Commune:
 
 
 COMMUNES: tuple[Commune, ...] = (
-    Commune("36001", "Aigurande", 46.433, 1.830, (
-        ("lum-bourg", "lighting_cabinet", "default"),
-        ("lum-gare", "lighting_cabinet", "default"),
-        ("mairie", "building_meter", "default"),
-        ("eau-reseau", "water_meter", "leak"),
-    )),
-    Commune("36005", "Ardentes", 46.742, 1.833, (
-        ("lum-centre", "lighting_cabinet", "default"),
-        ("ecole", "building_meter", "default"),
-        ("eau-reseau", "water_meter", "default"),
-        ("air-place", "air_quality", "default"),
-    )),
-    Commune("36228", "Valençay", 47.150, 1.567, (
-        ("lum-chateau", "lighting_cabinet", "default"),
-        ("lum-bourg", "lighting_cabinet", "default"),
-        ("gymnase", "building_meter", "default"),
-        ("eau-reseau", "water_meter", "default"),
-        ("bac-marche", "waste_bin", "default"),
-    )),
+    Commune(
+        "36001",
+        "Aigurande",
+        46.433,
+        1.830,
+        (
+            ("lum-bourg", "lighting_cabinet", "default"),
+            ("lum-gare", "lighting_cabinet", "default"),
+            ("mairie", "building_meter", "default"),
+            ("eau-reseau", "water_meter", "leak"),
+        ),
+    ),
+    Commune(
+        "36005",
+        "Ardentes",
+        46.742,
+        1.833,
+        (
+            ("lum-centre", "lighting_cabinet", "default"),
+            ("ecole", "building_meter", "default"),
+            ("eau-reseau", "water_meter", "default"),
+            ("air-place", "air_quality", "default"),
+        ),
+    ),
+    Commune(
+        "36228",
+        "Valençay",
+        47.150,
+        1.567,
+        (
+            ("lum-chateau", "lighting_cabinet", "default"),
+            ("lum-bourg", "lighting_cabinet", "default"),
+            ("gymnase", "building_meter", "default"),
+            ("eau-reseau", "water_meter", "default"),
+            ("bac-marche", "waste_bin", "default"),
+        ),
+    ),
 )
 
 
@@ -117,20 +135,32 @@ def demo_register() -> Register:
     )
 
 
-def gateway_settings(commune: Commune, *, nats_url: str, data_dir: Path, start_ms: int) -> EdgeSettings:
+def gateway_settings(
+    commune: Commune, *, nats_url: str, data_dir: Path, start_ms: int
+) -> EdgeSettings:
     """Settings of the simulated gateway of ``commune``: history from ``start_ms``, then live."""
     return EdgeSettings(
         gateway=GatewaySection(
-            id=gateway_id(commune), territory=commune.code, name=commune.name,
-            latitude=commune.latitude, longitude=commune.longitude,
+            id=gateway_id(commune),
+            territory=commune.code,
+            name=commune.name,
+            latitude=commune.latitude,
+            longitude=commune.longitude,
         ),
         nats=NatsSection(url=nats_url),
-        spool=SpoolSection(dir=str(data_dir / "gateways" / gateway_id(commune)), budget_bytes=64 << 20),
+        spool=SpoolSection(
+            dir=str(data_dir / "gateways" / gateway_id(commune)), budget_bytes=64 << 20
+        ),
         batch=BatchSection(max_readings=2000, max_age_s=5.0),
         sensors=[
             SensorSection(
-                id=sensor_id(commune, suffix), kind=kind, profile=profile, seed=index,
-                start_ms=start_ms, step_ms=STEP_MS, realtime=True,
+                id=sensor_id(commune, suffix),
+                kind=kind,
+                profile=profile,
+                seed=index,
+                start_ms=start_ms,
+                step_ms=STEP_MS,
+                realtime=True,
             )
             for index, (suffix, kind, profile) in enumerate(commune.sensors)
         ],
@@ -155,7 +185,9 @@ def run_demo(data_dir: Path, *, port: int, backfill_hours: float, duration: floa
     nats = EmbeddedNats(data_dir / "nats", port=4222 if _port_free(4222) else None)
     nats.start()
     try:
-        asyncio.run(_run(data_dir, nats, port=port, backfill_hours=backfill_hours, duration=duration))
+        asyncio.run(
+            _run(data_dir, nats, port=port, backfill_hours=backfill_hours, duration=duration)
+        )
     finally:
         nats.stop()
     print("bocage demo stopped; data kept in", data_dir)
@@ -188,7 +220,9 @@ async def _run(
         Agent(gateway_settings(c, nats_url=nats.url, data_dir=data_dir, start_ms=start_ms))
         for c in COMMUNES
     ]
-    agent_tasks = [asyncio.create_task(a.run(stop), name=f"agent-{a.settings.gateway.id}") for a in agents]
+    agent_tasks = [
+        asyncio.create_task(a.run(stop), name=f"agent-{a.settings.gateway.id}") for a in agents
+    ]
     base = f"http://127.0.0.1:{port}"
     print(
         "\nBocage demo running — three communes of the Indre (36), simulated gateways.\n"

@@ -53,7 +53,9 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 class Datacenter:
     """The services of one datacenter process, sharing a store and a NATS connection."""
 
-    def __init__(self, settings: DatacenterSettings, services: tuple[Service, ...] = SERVICES):
+    def __init__(
+        self, settings: DatacenterSettings, services: tuple[Service, ...] = SERVICES
+    ) -> None:
         self.settings = settings
         self.services = services
         self.store: Store | None = None
@@ -86,7 +88,9 @@ class Datacenter:
         if "ingest" in self.services:
             from bocage.ingest import Ingestor
 
-            nc = await connect_nats(settings.nats.url, name="bocage-ingest", credentials=settings.nats.credentials)
+            nc = await connect_nats(
+                settings.nats.url, name="bocage-ingest", credentials=settings.nats.credentials
+            )
             await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
             ingestor = Ingestor(settings.ingest, store, settings.register, nc)
             if settings.ingest.metrics_port and "api" not in self.services:
@@ -112,13 +116,20 @@ class Datacenter:
             from bocage.api import create_app
 
             app = create_app(
-                settings.api, store=store, register=settings.register,
-                metrics_registry=REGISTRY, indicators=settings.indicators,
+                settings.api,
+                store=store,
+                register=settings.register,
+                metrics_registry=REGISTRY,
+                indicators=settings.indicators,
             )
             server = _ApiServer(
                 uvicorn.Config(
-                    app, host=settings.api.host, port=settings.api.port, log_config=None,
-                    access_log=False, lifespan="on",
+                    app,
+                    host=settings.api.host,
+                    port=settings.api.port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
                 )
             )
 
@@ -140,7 +151,9 @@ class Datacenter:
 
             api_task = group.create_task(serve_api(), name="api")
             # ready means listening: wait for uvicorn's bind (or its failure, e.g. port in use)
-            while not server.started and not api_task.done() and not stop.is_set():
+            while not server.started and not api_task.done() and not stop.is_set():  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
                 await asyncio.sleep(0.05)
             if not server.started and not stop.is_set():
-                raise BocageError(f"the API could not listen on {settings.api.host}:{settings.api.port}")
+                raise BocageError(
+                    f"the API could not listen on {settings.api.host}:{settings.api.port}"
+                )

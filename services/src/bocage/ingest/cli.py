@@ -1,4 +1,4 @@
-# ruff: noqa: PLC0415 - handlers import the store and NATS lazily: `bocage --help` stays fast
+
 """Operator commands ``bocage quarantine list`` and ``bocage quarantine replay``.
 
 Hooked into the ``bocage`` command by bocage.datacenter (``register(commands)``). They read
@@ -89,8 +89,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``bocage quarantine replay``."""
-    from bocage.ingest import quarantine
     from bocage.core.connection import connect_nats
+    from bocage.ingest import quarantine
     from bocage.store import Store
 
     settings = _settings(args)

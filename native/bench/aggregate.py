@@ -22,7 +22,7 @@ opposite order; the better of its two medians is kept. Targets: Bocage >= 10x
 faster than pandas and not slower than chDB. Then the sketch: batched insertion in ns/value
 (target <= 20) and its worst relative error vs exact quantiles.
 
-Usage:  uv run python native/bench/aggregate.py [DATA_DIR ...] [--windows 60000,3600000]
+Usage:  uv run python native/bench/aggregate.py [DATA_DIR ...] [--windows 60000,3600000,86400000]
                                                 [--repeat 5] [--json]
 """
 
@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ import pandas as pd
 import bocage_native as bn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from codec import DEFAULT_DATA, load  # noqa: E402
+from codec import DEFAULT_DATA, load
 
 try:
     import chdb
@@ -78,14 +79,18 @@ def run_pandas(s, t, v, w, time_sorted_within_series: bool):
     df = pd.DataFrame({"s": s, "w": t // w * w, "t": t, "v": v})
     if not time_sorted_within_series:
         df = df.sort_values(["t"], kind="stable")
-    return df.groupby(["s", "w"], sort=True)["v"].agg(["count", "sum", "min", "max", "mean", "first", "last"])
+    return df.groupby(["s", "w"], sort=True)["v"].agg(
+        ["count", "sum", "min", "max", "mean", "first", "last"]
+    )
 
 
 def run_chdb(s, t, v, w):
-    df = pd.DataFrame({"s": s, "t": t, "v": v})  # noqa: F841 (read by chDB's Python() table function)
+    # read in place by chDB's Python() table function
+    df = pd.DataFrame({"s": s, "t": t, "v": v})  # noqa: F841
     sql = (
-        f"SELECT s, intDiv(t, {w}) * {w} AS w, count() AS count, sum(v) AS sum, min(v) AS min, max(v) AS max, "
-        "avg(v) AS mean, argMin(v, t) AS first, argMax(v, t) AS last FROM Python(df) GROUP BY s, w ORDER BY s, w"
+        f"SELECT s, intDiv(t, {w}) * {w} AS w, count() AS count, sum(v) AS sum, min(v) AS min, "
+        "max(v) AS max, avg(v) AS mean, argMin(v, t) AS first, argMax(v, t) AS last "
+        "FROM Python(df) GROUP BY s, w ORDER BY s, w"
     )
     return chdb.query(sql, "DataFrame")
 
@@ -99,9 +104,11 @@ def check_same(ours: dict, theirs: pd.DataFrame) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("roots", nargs="*", default=[str(DEFAULT_DATA)])
-    ap.add_argument("--windows", default="60000,3600000")
+    ap.add_argument("--windows", default="60000,3600000,86400000")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -116,10 +123,14 @@ def main() -> int:
     by_time = np.argsort(t, kind="stable")
     orders = {"sorted": by_series, "time": by_time}
     if not args.json:
-        print(f"{len(s):,} rows, {len(np.unique(s))} series from {len(folders)} datasets; chDB "
-              f"{'available' if chdb else 'NOT INSTALLED'}")
-        print(f"{'order':7} {'window':>9} {'groups':>8} {'bocage ms':>10} {'pandas ms':>10} {'chDB ms':>9} "
-              f"{'vs pandas':>10} {'vs chDB':>8}  verdict")
+        print(
+            f"{len(s):,} rows, {len(np.unique(s))} series from {len(folders)} datasets; chDB "
+            f"{'available' if chdb else 'NOT INSTALLED'}"
+        )
+        print(
+            f"{'order':7} {'window':>9} {'groups':>8} {'bocage ms':>10} {'pandas ms':>10} "
+            f"{'chDB ms':>9} {'vs pandas':>10} {'vs chDB':>8}  verdict"
+        )
     for w in [int(x) for x in args.windows.split(",")]:
         for name, order in orders.items():
             ss, tt, vv = s[order], t[order], v[order]
@@ -127,10 +138,13 @@ def main() -> int:
             check_same(ours, run_pandas(ss, tt, vv, w, name == "sorted"))
             if chdb:
                 check_same(ours, run_chdb(ss, tt, vv, w))
-            fns = {"bocage": lambda: run_bocage(ss, tt, vv, w),
-                   "pandas": lambda: run_pandas(ss, tt, vv, w, name == "sorted")}
+            sorted_rows = name == "sorted"
+            fns = {
+                "bocage": partial(run_bocage, ss, tt, vv, w),
+                "pandas": partial(run_pandas, ss, tt, vv, w, sorted_rows),
+            }
             if chdb:
-                fns["chdb"] = lambda: run_chdb(ss, tt, vv, w)
+                fns["chdb"] = partial(run_chdb, ss, tt, vv, w)
             # Each method runs `repeat` times in a row after a warm-up (as in a rollup loop);
             # two rounds in opposite orders, the better median of each method kept.
             best: dict[str, float] = {}
@@ -155,12 +169,29 @@ def main() -> int:
                 gaps.append("chDB not measured")
             verdict = "OK" if not gaps else "MISS: " + "; ".join(gaps)
             if args.json:
-                print(json.dumps({"order": name, "window_ms": w, "rows": len(s), "groups": len(ours["count"]),
-                                  "bocage_ms": med["bocage"], "pandas_ms": med["pandas"], "chdb_ms": med.get("chdb"),
-                                  "speedup_vs_pandas": vs_pandas, "speedup_vs_chdb": vs_chdb, "verdict": verdict}))
+                print(
+                    json.dumps(
+                        {
+                            "order": name,
+                            "window_ms": w,
+                            "rows": len(s),
+                            "groups": len(ours["count"]),
+                            "bocage_ms": med["bocage"],
+                            "pandas_ms": med["pandas"],
+                            "chdb_ms": med.get("chdb"),
+                            "speedup_vs_pandas": vs_pandas,
+                            "speedup_vs_chdb": vs_chdb,
+                            "verdict": verdict,
+                        }
+                    )
+                )
             else:
-                print(f"{name:7} {w:>9} {len(ours['count']):>8} {med['bocage']:10.1f} {med['pandas']:10.1f} "
-                      f"{med.get('chdb', float('nan')):9.1f} {vs_pandas:9.1f}x {vs_chdb:7.2f}x  {verdict}", flush=True)
+                print(
+                    f"{name:7} {w:>9} {len(ours['count']):>8} {med['bocage']:10.1f} "
+                    f"{med['pandas']:10.1f} {med.get('chdb', float('nan')):9.1f} "
+                    f"{vs_pandas:9.1f}x {vs_chdb:7.2f}x  {verdict}",
+                    flush=True,
+                )
 
     # quantile sketch: batched insertion speed and accuracy
     rng = np.random.default_rng(0)
@@ -182,12 +213,25 @@ def main() -> int:
     size = len(sk.to_bytes())
     verdict = "OK" if ns <= 20 and worst <= 0.01 and size <= 5120 else "MISS"
     if args.json:
-        print(json.dumps({"sketch": {"values": len(data), "ns_per_value": ns, "worst_relative_error": worst,
-                                     "serialised_bytes": size, "verdict": verdict}}))
+        print(
+            json.dumps(
+                {
+                    "sketch": {
+                        "values": len(data),
+                        "ns_per_value": ns,
+                        "worst_relative_error": worst,
+                        "serialised_bytes": size,
+                        "verdict": verdict,
+                    }
+                }
+            )
+        )
     else:
-        print(f"\nsketch (alpha 0.01): {len(data):,} values in 64 batches, {ns:.1f} ns/value (target <= 20), "
-              f"worst relative error {worst:.4f} over 9 quantiles (bound 0.01), {size} bytes serialised "
-              f"(<= 5120)  {verdict}")
+        print(
+            f"\nsketch (alpha 0.01): {len(data):,} values in 64 batches, {ns:.1f} ns/value "
+            f"(target <= 20), worst relative error {worst:.4f} over 9 quantiles (bound 0.01), "
+            f"{size} bytes serialised (<= 5120)  {verdict}"
+        )
     return 0
 
 

@@ -71,18 +71,22 @@ def load(folder: str) -> dict[str, list[np.ndarray]]:
         ts = df[tcol].to_numpy().astype(np.int64)
     else:
         t = pd.to_datetime(df[tcol], utc=True)
-        ts = ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+        ts = (
+            ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+        )
     values = []
     for c in df.columns[1:]:
         v = df[c].to_numpy()
-        values.append(v.astype(np.int64) if pd.api.types.is_integer_dtype(v) else v.astype(np.float64))
+        values.append(
+            v.astype(np.int64) if pd.api.types.is_integer_dtype(v) else v.astype(np.float64)
+        )
     return {"timestamps": [ts], "values": values}
 
 
 def batches(cols: list[np.ndarray], size: int) -> list[np.ndarray]:
     out = []
-    for col in cols:
-        col = np.ascontiguousarray(col)
+    for column in cols:
+        col = np.ascontiguousarray(column)
         out += [np.ascontiguousarray(col[s : s + size]) for s in range(0, len(col), size)]
     return out
 
@@ -139,9 +143,13 @@ def gateway_minute(datasets: dict[str, dict[str, list[np.ndarray]]]) -> dict[str
     would naively send: sensor, metric, time, value, quality)."""
     t0 = 1_700_000_000_000
     series = []
-    pool = [(name, i, col) for name, groups in sorted(datasets.items()) for i, col in enumerate(groups["values"][:3])]
+    pool = [
+        (name, i, col)
+        for name, groups in sorted(datasets.items())
+        for i, col in enumerate(groups["values"][:3])
+    ]
     for k, (name, i, col) in enumerate(pool[:10]):
-        vals = np.ascontiguousarray(col[1000 : 1060] if len(col) >= 1060 else col[:60])
+        vals = np.ascontiguousarray(col[1000:1060] if len(col) >= 1060 else col[:60])
         jitter = (np.arange(60) * 7919 % 23).astype(np.int64)
         ts = t0 + np.arange(len(vals), dtype=np.int64) * 1000 + jitter
         series.append((f"{name}-{i}", "value", ts, vals, None))
@@ -166,7 +174,9 @@ def gateway_minute(datasets: dict[str, dict[str, list[np.ndarray]]]) -> dict[str
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("roots", nargs="*", default=[str(DEFAULT_DATA)])
     ap.add_argument("--batches", default="64,256,1024,16384")
     ap.add_argument("--repeat", type=int, default=5)
@@ -184,8 +194,9 @@ def main() -> int:
         return 2
     if not args.json:
         print(
-            f"{'dataset':24} {'group':10} {'batch':>6} {'bocage':>7} {'pcodec':>7} {'zstd3':>7} {'zstd19':>7} "
-            f"{'lz4':>7} {'best':>7}  {'enc':>6} {'zstd3':>6}  {'dec':>6} {'pcodec':>6}  verdict"
+            f"{'dataset':24} {'group':10} {'batch':>6} {'bocage':>7} {'pcodec':>7} {'zstd3':>7} "
+            f"{'zstd19':>7} {'lz4':>7} {'best':>7}  {'enc':>6} {'zstd3':>6}  {'dec':>6} "
+            f"{'pcodec':>6}  verdict"
         )
     misses = 0
     rows = 0
@@ -203,27 +214,53 @@ def main() -> int:
                 b = res["bocage"]
                 gaps = []
                 if b["bits_per_value"] > peers[best]["bits_per_value"]:
-                    gaps.append(f"size +{b['bits_per_value'] - peers[best]['bits_per_value']:.2f} b/v vs {best}")
+                    over = b["bits_per_value"] - peers[best]["bits_per_value"]
+                    gaps.append(f"size +{over:.2f} b/v vs {best}")
                 if b["encode_mb_s"] < res["zstd-3"]["encode_mb_s"]:
-                    gaps.append(f"encode {b['encode_mb_s'] / res['zstd-3']['encode_mb_s']:.2f}x zstd-3")
+                    gaps.append(
+                        f"encode {b['encode_mb_s'] / res['zstd-3']['encode_mb_s']:.2f}x zstd-3"
+                    )
                 if b["decode_mb_s"] < res["pcodec"]["decode_mb_s"]:
-                    gaps.append(f"decode {b['decode_mb_s'] / res['pcodec']['decode_mb_s']:.2f}x pcodec")
+                    gaps.append(
+                        f"decode {b['decode_mb_s'] / res['pcodec']['decode_mb_s']:.2f}x pcodec"
+                    )
                 misses += bool(gaps)
                 verdict = "OK" if not gaps else "MISS: " + "; ".join(gaps)
                 if args.json:
                     for codec, r in res.items():
-                        print(json.dumps({"dataset": name, "group": group, "batch": size, "codec": codec,
-                                          "bits_per_value": round(r["bits_per_value"], 4),
-                                          "encode_mb_s": round(r["encode_mb_s"], 1) if "encode_mb_s" in r else None,
-                                          "decode_mb_s": round(r["decode_mb_s"], 1) if "decode_mb_s" in r else None,
-                                          **({"verdict": verdict, "best_peer": best} if codec == "bocage" else {})}),
-                              flush=True)
+                        print(
+                            json.dumps(
+                                {
+                                    "dataset": name,
+                                    "group": group,
+                                    "batch": size,
+                                    "codec": codec,
+                                    "bits_per_value": round(r["bits_per_value"], 4),
+                                    "encode_mb_s": round(r["encode_mb_s"], 1)
+                                    if "encode_mb_s" in r
+                                    else None,
+                                    "decode_mb_s": round(r["decode_mb_s"], 1)
+                                    if "decode_mb_s" in r
+                                    else None,
+                                    **(
+                                        {"verdict": verdict, "best_peer": best}
+                                        if codec == "bocage"
+                                        else {}
+                                    ),
+                                }
+                            ),
+                            flush=True,
+                        )
                 else:
                     print(
                         f"{name:24} {group:10} {size:>6} {b['bits_per_value']:7.2f} "
-                        + " ".join(f"{res[p]['bits_per_value']:7.2f}" for p in ("pcodec", "zstd-3", "zstd-19", "lz4"))
-                        + f" {best:>7}  {b['encode_mb_s']:6.0f} {res['zstd-3']['encode_mb_s']:6.0f}"
-                        + f"  {b['decode_mb_s']:6.0f} {res['pcodec']['decode_mb_s']:6.0f}  {verdict}",
+                        + " ".join(
+                            f"{res[p]['bits_per_value']:7.2f}"
+                            for p in ("pcodec", "zstd-3", "zstd-19", "lz4")
+                        )
+                        + f" {best:>7}  {b['encode_mb_s']:6.0f} "
+                        + f"{res['zstd-3']['encode_mb_s']:6.0f}  {b['decode_mb_s']:6.0f} "
+                        + f"{res['pcodec']['decode_mb_s']:6.0f}  {verdict}",
                         flush=True,
                     )
     minute = gateway_minute(datasets)
@@ -233,12 +270,17 @@ def main() -> int:
     else:
         print()
         print(
-            f"gateway minute ({minute['series']} series x 60 readings = {minute['readings']} readings), "
-            f"bytes/reading: bocage frame {minute['bocage_frame_bytes_per_reading']:.2f}, "
-            f"msgpack {minute['msgpack_bytes_per_reading']:.2f}, JSON {minute['json_bytes_per_reading']:.2f}, "
+            f"gateway minute ({minute['series']} series x 60 readings = {minute['readings']} "
+            f"readings), bytes/reading: bocage frame "
+            f"{minute['bocage_frame_bytes_per_reading']:.2f}, "
+            f"msgpack {minute['msgpack_bytes_per_reading']:.2f}, "
+            f"JSON {minute['json_bytes_per_reading']:.2f}, "
             f"JSON+zstd-3 {minute['json_zstd3_bytes_per_reading']:.2f}"
         )
-        print(f"{rows - misses}/{rows} rows meet every target; {misses} miss at least one (gaps above)")
+        print(
+            f"{rows - misses}/{rows} rows meet every target; "
+            f"{misses} miss at least one (gaps above)"
+        )
     return 0
 
 

@@ -55,7 +55,10 @@ fn bytes_arg<'py>(obj: &Bound<'py, PyAny>) -> PyResult<BytesArg<'py>> {
     let buf = PyBuffer::<u8>::get(obj).map_err(|_| {
         PyTypeError::new_err(format!(
             "expected bytes, bytearray or memoryview of bytes, got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     Ok(BytesArg::Owned(buf.to_vec(obj.py())?))
@@ -97,7 +100,9 @@ fn as_ndarray<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, P
     Ok(arr)
 }
 
-fn typed<'py, T: numpy::Element + Copy>(arr: &Bound<'py, PyUntypedArray>) -> Option<ArrayArg<'py, T>> {
+fn typed<'py, T: numpy::Element + Copy>(
+    arr: &Bound<'py, PyUntypedArray>,
+) -> Option<ArrayArg<'py, T>> {
     let a = arr.cast::<PyArray1<T>>().ok()?;
     let ro = a.try_readonly().ok()?;
     if ro.as_slice().is_ok() {
@@ -130,7 +135,8 @@ fn int_arg<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<ArrayArg<'py, i
     match dt.kind() {
         b'u' if dt.itemsize() == 8 => {
             let a = typed::<u64>(&arr).or_else(|| astype::<u64>(&arr, "uint64").ok());
-            let a = a.ok_or_else(|| PyTypeError::new_err(format!("{what}: unreadable uint64 array")))?;
+            let a =
+                a.ok_or_else(|| PyTypeError::new_err(format!("{what}: unreadable uint64 array")))?;
             let mut out = Vec::with_capacity(a.as_slice().len());
             for &x in a.as_slice() {
                 out.push(i64::try_from(x).map_err(|_| {
@@ -149,7 +155,11 @@ fn int_arg<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<ArrayArg<'py, i
 }
 
 /// Floats of any width, as float64; integers converted if `allow_int`.
-fn float_arg<'py>(obj: &Bound<'py, PyAny>, what: &str, allow_int: bool) -> PyResult<ArrayArg<'py, f64>> {
+fn float_arg<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+    allow_int: bool,
+) -> PyResult<ArrayArg<'py, f64>> {
     let arr = as_ndarray(obj, what)?;
     if let Some(a) = typed::<f64>(&arr) {
         return Ok(a);
@@ -370,7 +380,11 @@ impl Frame {
     /// Flattened columns for a columnar insert, one row per reading in frame order:
     /// `series_index` (uint32), `timestamps` (int64), `values` (float64) and `quality` (uint8).
     fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let total: usize = self.series.iter().map(|s| s.get().timestamps.bind(py).len()).sum();
+        let total: usize = self
+            .series
+            .iter()
+            .map(|s| s.get().timestamps.bind(py).len())
+            .sum();
         let mut idx = Vec::with_capacity(total);
         let mut ts = Vec::with_capacity(total);
         let mut vals = Vec::with_capacity(total);
@@ -387,7 +401,9 @@ impl Frame {
             } else if let Ok(a) = v.cast::<PyArray1<i64>>() {
                 vals.extend(a.readonly().as_slice()?.iter().map(|&x| x as f64));
             } else {
-                return Err(PyTypeError::new_err("series values are not float64 or int64"));
+                return Err(PyTypeError::new_err(
+                    "series values are not float64 or int64",
+                ));
             }
             q.extend_from_slice(s.quality.bind(py).readonly().as_slice()?);
         }
@@ -441,7 +457,11 @@ fn series_args<'py>(item: &Bound<'py, PyAny>, i: usize) -> PyResult<SeriesArgs<'
             PyValueError::new_err(format!("series {i}: {msg}"))
         }
     };
-    let quality = if t.len() == 5 { quality_arg(&t.get_item(4)?, "quality").map_err(ctx)? } else { None };
+    let quality = if t.len() == 5 {
+        quality_arg(&t.get_item(4)?, "quality").map_err(ctx)?
+    } else {
+        None
+    };
     Ok(SeriesArgs {
         sensor: t.get_item(0)?.extract::<String>().map_err(ctx)?,
         metric: t.get_item(1)?.extract::<String>().map_err(ctx)?,
@@ -514,13 +534,19 @@ fn decode_frame<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Boun
             },
         )?);
     }
-    Bound::new(py, PyClassInitializer::from(header).add_subclass(Frame { series }))
+    Bound::new(
+        py,
+        PyClassInitializer::from(header).add_subclass(Frame { series }),
+    )
 }
 
 // ------------------------------------------------------------------ column codecs
 
 #[pyfunction]
-fn encode_timestamps<'py>(py: Python<'py>, ts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_timestamps<'py>(
+    py: Python<'py>,
+    ts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let a = int_arg(ts, "timestamps")?;
     let s = a.as_slice();
     let out = py.detach(|| column::encode_timestamps(s));
@@ -528,7 +554,10 @@ fn encode_timestamps<'py>(py: Python<'py>, ts: &Bound<'py, PyAny>) -> PyResult<B
 }
 
 #[pyfunction]
-fn decode_timestamps<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+fn decode_timestamps<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let b = bytes_arg(data)?;
     let s = b.as_slice();
     let v = py.detach(|| column::decode_timestamps(s)).map_err(to_py)?;
@@ -536,7 +565,10 @@ fn decode_timestamps<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult
 }
 
 #[pyfunction]
-fn encode_values<'py>(py: Python<'py>, values: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_values<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let a = values_arg(values, "values")?;
     let r = a.as_ref();
     let out = py.detach(|| column::encode_values(r));
@@ -566,7 +598,9 @@ fn aggregate<'py>(
     let t = int_arg(timestamps, "timestamps")?;
     let v = float_arg(values, "values", true)?;
     let (s, t, v) = (s.as_slice(), t.as_slice(), v.as_slice());
-    let o = py.detach(|| agg::aggregate(s, t, v, window_ms)).map_err(to_py)?;
+    let o = py
+        .detach(|| agg::aggregate(s, t, v, window_ms))
+        .map_err(to_py)?;
     let d = PyDict::new(py);
     d.set_item("series", PyArray1::from_vec(py, o.series))?;
     d.set_item("window_start", PyArray1::from_vec(py, o.window_start))?;
@@ -577,7 +611,10 @@ fn aggregate<'py>(
     d.set_item("mean", PyArray1::from_vec(py, o.mean))?;
     d.set_item("first", PyArray1::from_vec(py, o.first))?;
     d.set_item("last", PyArray1::from_vec(py, o.last))?;
-    d.set_item("time_weighted_mean", PyArray1::from_vec(py, o.time_weighted_mean))?;
+    d.set_item(
+        "time_weighted_mean",
+        PyArray1::from_vec(py, o.time_weighted_mean),
+    )?;
     d.set_item("increase", PyArray1::from_vec(py, o.increase))?;
     Ok(d)
 }
@@ -595,7 +632,9 @@ impl QuantileSketch {
     #[new]
     #[pyo3(signature = (relative_accuracy = 0.01))]
     fn new(relative_accuracy: f64) -> PyResult<Self> {
-        Ok(QuantileSketch { inner: Sketch::new(relative_accuracy).map_err(to_py)? })
+        Ok(QuantileSketch {
+            inner: Sketch::new(relative_accuracy).map_err(to_py)?,
+        })
     }
 
     /// Adds a batch of values; NaN or infinite values raise ValueError and add nothing.
@@ -647,7 +686,8 @@ impl QuantileSketch {
     #[staticmethod]
     fn from_bytes(data: &Bound<'_, PyAny>) -> PyResult<Self> {
         let b = bytes_arg(data)?;
-        let inner = Sketch::from_bytes(b.as_slice()).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let inner =
+            Sketch::from_bytes(b.as_slice()).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(QuantileSketch { inner })
     }
 

@@ -155,20 +155,25 @@ def canonical(syms: list[int], lens: list[int]) -> dict[tuple[int, int], int]:
     return codes
 
 
-def huff_residuals(c: Cursor, k: int) -> list[int]:
+def huff_residuals(c: Cursor, k: int, runs: bool = False) -> list[int]:
+    """HUFF residuals, or RHUFF ones (``runs``: symbols from ``alphabet(m)`` on are runs of the
+    centre, ``2^j + extra`` long)."""
     centre = unzigzag(c.varint())
     m = c.u8()
     if m > 7:
         raise WireError("bad precision")
-    syms, lens = read_table(c, alphabet(m))
-    streams = 4 if k >= 512 else 1
+    values = alphabet(m)
+    syms, lens = read_table(c, values + (64 if runs else 0))
+    streams = 4 if k >= 64 else 1
     sizes = [c.varint() for _ in range(streams - 1)]
     bodies = [c.take(s) for s in sizes] + [c.rest()]
     readers = [Bits(b) for b in bodies]
     codes = canonical(syms, lens)
-    out = []
-    for i in range(k):
-        br = readers[i % streams]
+    out: list[int] = []
+    token = 0
+    while len(out) < k:
+        br = readers[token % streams]
+        token += 1
         if len(syms) == 1:
             s = syms[0]
         else:
@@ -181,6 +186,13 @@ def huff_residuals(c: Cursor, k: int) -> list[int]:
                     break
                 if length > 12:
                     raise WireError("bad code")
+        if runs and s >= values:
+            j = s - values
+            run = (1 << j) | br.read(j)
+            if len(out) + run > k:
+                raise WireError("run past the column")
+            out += [centre] * run
+            continue
         base, e = bin_base(s, m)
         z = base | br.read(e)
         out.append(wrap64(centre + unzigzag(z)))
@@ -222,12 +234,13 @@ def int_column(data: bytes, n: int) -> list[int]:
         out = list(struct.unpack(f"<{n}q", c.take(8 * n)))
     elif tag == 0x01:
         out = [unzigzag(c.varint())] * n
-    elif tag & 0xF0 == 0x10 and (tag >> 2) & 3 <= 2:
-        d = (tag >> 2) & 3
+    elif (tag & 0xF0 == 0x10 and (tag >> 2) & 3 <= 2) or 0x20 <= tag <= 0x22:
+        rpipe = tag >= 0x20
+        d = tag & 3 if rpipe else (tag >> 2) & 3
         if d > n:
             raise WireError("order above count")
         heads = [unzigzag(c.varint()) for _ in range(d)]
-        r = residuals(tag & 3, c, n - d)
+        r = huff_residuals(c, n - d, runs=True) if rpipe else residuals(tag & 3, c, n - d)
         if d == 0:
             out = r
         elif d == 1:

@@ -8,8 +8,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let raw = std::fs::read(&args[1]).expect("read");
     let batch: usize = args.get(3).map(|b| b.parse().unwrap()).unwrap_or(16384);
-    let f: Vec<f64> = raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-    let i: Vec<i64> = raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+    let f: Vec<f64> = raw
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let i: Vec<i64> = raw
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let n = f.len();
     let chunks: Vec<ValuesRef> = if args[2] == "f64" {
         f.chunks(batch).map(ValuesRef::F64).collect()
@@ -18,7 +24,10 @@ fn main() {
     };
     let enc: Vec<Vec<u8>> = chunks.iter().map(|c| encode_values(*c)).collect();
     let bytes: usize = enc.iter().map(|e| e.len()).sum();
-    println!("{n} values in batches of {batch} -> {:.2} bits/value", bytes as f64 * 8.0 / n as f64);
+    println!(
+        "{n} values in batches of {batch} -> {:.2} bits/value",
+        bytes as f64 * 8.0 / n as f64
+    );
     let reps = (20_000_000 / n).max(3);
     let t = Instant::now();
     for _ in 0..reps {
@@ -27,7 +36,11 @@ fn main() {
         }
     }
     let dt = t.elapsed().as_secs_f64() / reps as f64;
-    println!("decode {:.2} ns/value, {:.0} MB/s", dt * 1e9 / n as f64, n as f64 * 8.0 / dt / 1e6);
+    println!(
+        "decode {:.2} ns/value, {:.0} MB/s",
+        dt * 1e9 / n as f64,
+        n as f64 * 8.0 / dt / 1e6
+    );
     let reps = (reps / 4).max(2);
     let t = Instant::now();
     for _ in 0..reps {
@@ -36,5 +49,9 @@ fn main() {
         }
     }
     let dt = t.elapsed().as_secs_f64() / reps as f64;
-    println!("encode {:.2} ns/value, {:.0} MB/s", dt * 1e9 / n as f64, n as f64 * 8.0 / dt / 1e6);
+    println!(
+        "encode {:.2} ns/value, {:.0} MB/s",
+        dt * 1e9 / n as f64,
+        n as f64 * 8.0 / dt / 1e6
+    );
 }

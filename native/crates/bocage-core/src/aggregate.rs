@@ -82,10 +82,9 @@ struct Acc {
 
 impl Acc {
     fn flush(&self, w: i64, out: &mut AggOut) {
-        let end = self.ws.wrapping_add(w);
-        // weight of the last reading: until the window ends
-        let tw_num = self.tw_num + self.last * (end as f64 - self.last_t as f64);
-        let span = end as f64 - self.first_t as f64;
+        // weight of the last reading: until the window ends (ws <= first_t <= last_t < ws + w)
+        let tw_num = self.tw_num + self.last * (w - (self.last_t - self.ws)) as f64;
+        let span = (w - (self.first_t - self.ws)) as f64;
         out.series.push(self.series);
         out.window_start.push(self.ws);
         out.count.push(self.count);
@@ -95,14 +94,20 @@ impl Acc {
         out.mean.push(self.sum / self.count as f64);
         out.first.push(self.first);
         out.last.push(self.last);
-        out.time_weighted_mean.push(if span > 0.0 { tw_num / span } else { self.last });
+        out.time_weighted_mean
+            .push(if span > 0.0 { tw_num / span } else { self.last });
         out.increase.push(self.inc);
     }
 }
 
 /// Aggregates rows `(series[i], timestamps[i], values[i])` into tumbling windows of
 /// `window_ms` milliseconds. Rows may come in any order.
-pub fn aggregate(series: &[i64], timestamps: &[i64], values: &[f64], window_ms: i64) -> Result<AggOut> {
+pub fn aggregate(
+    series: &[i64],
+    timestamps: &[i64],
+    values: &[f64],
+    window_ms: i64,
+) -> Result<AggOut> {
     let n = series.len();
     if timestamps.len() != n || values.len() != n {
         return Err(Error::invalid(format!(
@@ -112,98 +117,621 @@ pub fn aggregate(series: &[i64], timestamps: &[i64], values: &[f64], window_ms: 
         )));
     }
     if window_ms <= 0 {
-        return Err(Error::invalid(format!("window_ms must be positive, got {window_ms}")));
+        return Err(Error::invalid(format!(
+            "window_ms must be positive, got {window_ms}"
+        )));
     }
-    let sorted = (1..n).all(|i| (series[i - 1], timestamps[i - 1]) <= (series[i], timestamps[i]));
-    if sorted {
-        aggregate_ordered(n, |i| i, series, timestamps, values, window_ms)
+    if n > u32::MAX as usize {
+        return Err(Error::invalid("too many rows (more than 2^32)"));
+    }
+    let mut threads = if n >= 200_000 {
+        std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .min(4)
     } else {
-        let order = sort_order(series, timestamps);
-        aggregate_ordered(n, |i| order[i] as usize, series, timestamps, values, window_ms)
+        1
+    };
+    if threads > 1 && windows_bound(series, timestamps, window_ms).is_some_and(|b| b * 4 > n) {
+        // about as many windows as rows: the output dominates, and splitting it costs a copy
+        threads = 1;
     }
+    // Rows usually come sorted by (series, time): aggregate them as they are, in chunks cut at
+    // series boundaries, one thread a chunk; any row out of order sends us to the general path.
+    let cuts = chunk_cuts(series, threads);
+    let parts: Vec<Result<Option<AggOut>>> = run_parallel(&cuts, |a, b| {
+        aggregate_if_sorted(&series[a..b], &timestamps[a..b], &values[a..b], window_ms)
+    });
+    let boundaries_sorted = cuts
+        .windows(2)
+        .skip(1)
+        .all(|c| c[0] == 0 || series[c[0] - 1] < series[c[0]]);
+    let mut outs = Vec::with_capacity(parts.len());
+    let mut all_sorted = boundaries_sorted;
+    for p in parts {
+        match p? {
+            Some(o) => outs.push(o),
+            None => all_sorted = false,
+        }
+    }
+    if all_sorted {
+        return Ok(concat(outs));
+    }
+    let (mut ts, mut vs, mut dense) = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    if let Some(out) = aggregate_streaming(series, timestamps, values, window_ms, threads)? {
+        if ts.capacity() <= 1 << 18 {
+            SCRATCH.with(|c| *c.borrow_mut() = (ts, vs, dense));
+        }
+        return Ok(out);
+    }
+    let (groups, ids) = group_rows(series, timestamps, values, &mut ts, &mut vs, &mut dense);
+    // cut the groups into chunks of about the same number of rows
+    let mut gcuts = vec![0usize];
+    for k in 1..threads {
+        let target = n * k / threads;
+        let g = groups
+            .partition_point(|&start| start < target)
+            .min(ids.len());
+        if g > *gcuts.last().unwrap() {
+            gcuts.push(g);
+        }
+    }
+    gcuts.push(ids.len());
+    let parts = run_parallel(&gcuts, |ga, gb| {
+        let mut bound = 0usize;
+        for g in ga..gb {
+            let (a, b) = (groups[g], groups[g + 1]);
+            let spanned =
+                (ts[b - 1].div_euclid(window_ms) as i128 - ts[a].div_euclid(window_ms) as i128 + 1)
+                    .max(1);
+            bound += spanned.min((b - a) as i128) as usize;
+        }
+        let mut out = AggOut::with_capacity(bound);
+        for g in ga..gb {
+            let (a, b) = (groups[g], groups[g + 1]);
+            aggregate_series(ids[g], &ts[a..b], &vs[a..b], window_ms, &mut out)?;
+        }
+        Ok(Some(out))
+    });
+    // keep the regrouping buffers for the next call (their pages stay mapped), unless huge
+    if ts.capacity() <= 1 << 18 {
+        SCRATCH.with(|c| *c.borrow_mut() = (ts, vs, dense));
+    }
+    let mut outs = Vec::with_capacity(parts.len());
+    for p in parts {
+        outs.extend(p?);
+    }
+    Ok(concat(outs))
 }
 
-/// Row order sorted by (series, timestamp), ties kept in input order.
-fn sort_order(series: &[i64], timestamps: &[i64]) -> Vec<u32> {
+thread_local! {
+    /// Regrouping buffers reused from call to call (timestamps, values, dense series ids), kept
+    /// only while small (at most 2^18 rows, 5 MiB), so that a gateway does not hold on to them.
+    static SCRATCH: std::cell::RefCell<(Vec<i64>, Vec<f64>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// Upper bound of the windows of rows sorted by (series, time), `None` if they are not sorted
+/// by series (time order is not checked here).
+fn windows_bound(series: &[i64], ts: &[i64], w: i64) -> Option<usize> {
     let n = series.len();
-    let mut keys: Vec<(i64, i64, u32)> = (0..n).map(|i| (series[i], timestamps[i], i as u32)).collect();
-    keys.sort_unstable();
-    keys.into_iter().map(|k| k.2).collect()
+    let mut bound = 0usize;
+    let mut start = 0;
+    while start < n {
+        let sid = series[start];
+        let mut end = start + 1;
+        while end < n && series[end] == sid {
+            end += 1;
+        }
+        if end < n && series[end] < sid {
+            return None;
+        }
+        let spanned =
+            (ts[end - 1].div_euclid(w) as i128 - ts[start].div_euclid(w) as i128 + 1).max(1);
+        bound += spanned.min((end - start) as i128) as usize;
+        start = end;
+    }
+    Some(bound)
 }
 
-fn aggregate_ordered(
-    n: usize,
-    at: impl Fn(usize) -> usize,
+/// Cuts `0..n` into about `parts` chunks, each cut placed where the series changes.
+fn chunk_cuts(series: &[i64], parts: usize) -> Vec<usize> {
+    let n = series.len();
+    let mut cuts = vec![0usize];
+    for k in 1..parts {
+        let mut c = (n * k / parts).max(*cuts.last().unwrap());
+        while c < n && c > 0 && series[c] == series[c - 1] {
+            c += 1;
+        }
+        if c > *cuts.last().unwrap() && c < n {
+            cuts.push(c);
+        }
+    }
+    cuts.push(n);
+    cuts
+}
+
+/// Runs `f(cut[i], cut[i + 1])` for every chunk, on scoped threads when there are several.
+fn run_parallel<F>(cuts: &[usize], f: F) -> Vec<Result<Option<AggOut>>>
+where
+    F: Fn(usize, usize) -> Result<Option<AggOut>> + Sync,
+{
+    if cuts.len() <= 2 {
+        return vec![f(cuts[0], cuts[cuts.len() - 1])];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .skip(1)
+            .map(|c| {
+                let f = &f;
+                let (a, b) = (c[0], c[1]);
+                scope.spawn(move || f(a, b))
+            })
+            .collect();
+        let mut res = vec![f(cuts[0], cuts[1])];
+        for h in handles {
+            res.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::invalid("aggregation worker failed"))),
+            );
+        }
+        res
+    })
+}
+
+fn concat(mut outs: Vec<AggOut>) -> AggOut {
+    if outs.len() == 1 {
+        return outs.pop().unwrap();
+    }
+    let total: usize = outs.iter().map(|o| o.len()).sum();
+    let mut all = AggOut::with_capacity(total);
+    for o in outs {
+        all.series.extend(o.series);
+        all.window_start.extend(o.window_start);
+        all.count.extend(o.count);
+        all.sum.extend(o.sum);
+        all.min.extend(o.min);
+        all.max.extend(o.max);
+        all.mean.extend(o.mean);
+        all.first.extend(o.first);
+        all.last.extend(o.last);
+        all.time_weighted_mean.extend(o.time_weighted_mean);
+        all.increase.extend(o.increase);
+    }
+    all
+}
+
+/// Aggregates rows already sorted by (series, time); `None` as soon as a row is out of order.
+fn aggregate_if_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Result<Option<AggOut>> {
+    let n = series.len();
+    // an upper bound of the windows, so that the output never grows by reallocation
+    let mut bound = 0usize;
+    let mut start = 0;
+    while start < n {
+        let sid = series[start];
+        let mut end = start + 1;
+        while end < n && series[end] == sid {
+            end += 1;
+        }
+        if end < n && series[end] < sid {
+            return Ok(None);
+        }
+        let spanned =
+            (ts[end - 1].div_euclid(w) as i128 - ts[start].div_euclid(w) as i128 + 1).max(1);
+        bound += (spanned.min((end - start) as i128)) as usize;
+        start = end;
+    }
+    let mut out = AggOut::with_capacity(bound);
+    let mut start = 0;
+    while start < n {
+        let sid = series[start];
+        let mut end = start + 1;
+        while end < n && series[end] == sid {
+            end += 1;
+        }
+        if end < n && series[end] < sid {
+            return Ok(None);
+        }
+        if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, &mut out)? {
+            return Ok(None);
+        }
+        start = end;
+    }
+    Ok(Some(out))
+}
+
+/// Rows regrouped by series (in increasing series order) with a stable counting sort, each
+/// series' rows then in time order (ties kept in input order): returns the group boundaries,
+/// the series ids and the regrouped timestamps and values.
+fn group_rows(
     series: &[i64],
     timestamps: &[i64],
     values: &[f64],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+    dense: &mut Vec<u32>,
+) -> (Vec<usize>, Vec<i64>) {
+    let n = series.len();
+    let ids = dense_ids(series, dense);
+    let groups = ids.len();
+    let mut start = vec![0usize; groups + 1];
+    for &g in dense.iter() {
+        start[g as usize + 1] += 1;
+    }
+    for g in 0..groups {
+        start[g + 1] += start[g];
+    }
+    let mut fill = start.clone();
+    ts.clear();
+    ts.resize(n, 0);
+    vs.clear();
+    vs.resize(n, 0.0);
+    for i in 0..n {
+        let g = dense[i] as usize;
+        let at = fill[g];
+        ts[at] = timestamps[i];
+        vs[at] = values[i];
+        fill[g] = at + 1;
+    }
+    for g in 0..groups {
+        let (a, b) = (start[g], start[g + 1]);
+        if !ts[a..b].windows(2).all(|w| w[0] <= w[1]) {
+            let mut rows: Vec<(i64, f64)> = ts[a..b]
+                .iter()
+                .copied()
+                .zip(vs[a..b].iter().copied())
+                .collect();
+            rows.sort_by_key(|r| r.0); // stable: ties keep input order
+            for (k, (t, v)) in rows.into_iter().enumerate() {
+                ts[a + k] = t;
+                vs[a + k] = v;
+            }
+        }
+    }
+    (start, ids)
+}
+
+/// How rows' series ids map to their numbers `0..` (in increasing id order).
+enum Numbering {
+    /// ids in `lo..lo + slot.len()`: number of id `x` is `slot[x - lo]`
+    Dense {
+        lo: i64,
+        slot: Vec<u32>,
+    },
+    Sparse(std::collections::HashMap<i64, u32>),
+}
+
+impl Numbering {
+    #[inline(always)]
+    fn of(&self, x: i64) -> u32 {
+        match self {
+            Numbering::Dense { lo, slot } => slot[(x - lo) as usize],
+            Numbering::Sparse(m) => m[&x],
+        }
+    }
+}
+
+/// Numbers the distinct series `0..` in increasing order; returns the numbering and the series
+/// ids by number.
+fn number_series(series: &[i64]) -> (Numbering, Vec<i64>) {
+    let n = series.len();
+    if n == 0 {
+        return (
+            Numbering::Dense {
+                lo: 0,
+                slot: Vec::new(),
+            },
+            Vec::new(),
+        );
+    }
+    let (lo, hi) = series
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let span = (hi as i128 - lo as i128 + 1) as u128;
+    if span <= (n as u128).max(1 << 16) * 4 {
+        let span = span as usize;
+        let mut slot = vec![u32::MAX; span];
+        for &x in series {
+            slot[(x - lo) as usize] = 0;
+        }
+        let mut ids = Vec::new();
+        for (k, p) in slot.iter_mut().enumerate() {
+            if *p == 0 {
+                *p = ids.len() as u32;
+                ids.push(lo + k as i64);
+            }
+        }
+        (Numbering::Dense { lo, slot }, ids)
+    } else {
+        let mut ids: Vec<i64> = series.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let map = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x, i as u32))
+            .collect();
+        (Numbering::Sparse(map), ids)
+    }
+}
+
+/// Fills `dense` with each row's series number and returns the series ids by number.
+fn dense_ids(series: &[i64], dense: &mut Vec<u32>) -> Vec<i64> {
+    let (numbering, ids) = number_series(series);
+    dense.clear();
+    match &numbering {
+        Numbering::Dense { lo, slot } => {
+            dense.extend(series.iter().map(|&x| slot[(x - lo) as usize]))
+        }
+        Numbering::Sparse(m) => dense.extend(series.iter().map(|x| m[x])),
+    }
+    ids
+}
+
+type StreamingPart = Result<Option<(AggOut, Vec<u32>)>>;
+
+/// Rows whose series are interleaved but each in time order (an ingest batch): one pass with
+/// a running window per series, then the output put in (series, window) order. `None` if some
+/// series goes back in time.
+#[allow(clippy::too_many_arguments)]
+fn streaming_part(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
     w: i64,
-) -> Result<AggOut> {
-    let mut out = AggOut::with_capacity(if n > 0 { n / 16 + 1 } else { 0 });
-    let mut acc: Option<Acc> = None;
-    // previous non-NaN reading of the current series, for `increase`
-    let mut prev: Option<(i64, f64)> = None;
-    for k in 0..n {
-        let i = at(k);
-        let v = values[i];
+    numbering: &Numbering,
+    ids: &[i64],
+    part: usize,
+    parts: usize,
+) -> StreamingPart {
+    struct State {
+        acc: Acc,
+        win_end: i128,
+        prev: f64,
+        last_t: i64,
+        open: bool,
+    }
+    let mut st: Vec<State> = ids
+        .iter()
+        .map(|&sid| State {
+            acc: Acc {
+                series: sid,
+                ws: 0,
+                count: 0,
+                sum: 0.0,
+                min: 0.0,
+                max: 0.0,
+                first: 0.0,
+                last: 0.0,
+                last_t: 0,
+                tw_num: 0.0,
+                first_t: 0,
+                inc: 0.0,
+            },
+            win_end: i128::MIN,
+            prev: f64::NAN,
+            last_t: i64::MIN,
+            open: false,
+        })
+        .collect();
+    let mut out = AggOut::with_capacity(0);
+    let mut owner: Vec<u32> = Vec::new();
+    for i in 0..series.len() {
+        let k = numbering.of(series[i]) as usize;
+        if k % parts != part {
+            continue;
+        }
+        let s = &mut st[k];
+        let t = ts[i];
+        if t < s.last_t {
+            return Ok(None);
+        }
+        s.last_t = t;
+        let v = vs[i];
         if v.is_nan() {
             continue;
         }
-        let s = series[i];
-        let t = timestamps[i];
-        let ws = window_of(t, w)?;
-        let step = match prev {
-            Some((ps, pv)) if ps == s => {
-                let d = v - pv;
-                if d >= 0.0 {
-                    d
-                } else {
-                    v
-                }
+        let step = if s.prev.is_nan() {
+            0.0
+        } else {
+            let d = v - s.prev;
+            if d >= 0.0 {
+                d
+            } else {
+                v
             }
-            _ => 0.0,
         };
-        prev = Some((s, v));
-        match &mut acc {
-            Some(a) if a.series == s && a.ws == ws => {
-                a.count += 1;
-                a.sum += v;
-                if v < a.min {
-                    a.min = v;
-                }
-                if v > a.max {
-                    a.max = v;
-                }
-                a.tw_num += a.last * (t as f64 - a.last_t as f64);
-                a.last = v;
-                a.last_t = t;
-                a.inc += step;
+        s.prev = v;
+        if !s.open || (t as i128) >= s.win_end {
+            if s.open {
+                s.acc.flush(w, &mut out);
+                owner.push(k as u32);
             }
-            _ => {
-                if let Some(a) = &acc {
-                    a.flush(w, &mut out);
-                }
-                acc = Some(Acc {
-                    series: s,
-                    ws,
-                    count: 1,
-                    sum: v,
-                    min: v,
-                    max: v,
-                    first: v,
-                    last: v,
-                    last_t: t,
-                    tw_num: 0.0,
-                    first_t: t,
-                    inc: step,
-                });
-            }
+            let ws = window_of(t, w)?;
+            s.win_end = ws as i128 + w as i128;
+            s.open = true;
+            let a = &mut s.acc;
+            a.ws = ws;
+            a.count = 0;
+            a.sum = 0.0;
+            a.min = f64::INFINITY;
+            a.max = f64::NEG_INFINITY;
+            a.first = v;
+            a.last = v;
+            a.last_t = t;
+            a.tw_num = 0.0;
+            a.first_t = t;
+            a.inc = 0.0;
+        }
+        let a = &mut s.acc;
+        a.count += 1;
+        a.sum += v;
+        a.min = if v < a.min { v } else { a.min };
+        a.max = if v > a.max { v } else { a.max };
+        a.tw_num += a.last * (t - a.last_t) as f64;
+        a.last = v;
+        a.last_t = t;
+        a.inc += step;
+    }
+    for (k, s) in st.iter().enumerate() {
+        if s.open && k % parts == part {
+            s.acc.flush(w, &mut out);
+            owner.push(k as u32);
         }
     }
-    if let Some(a) = &acc {
-        a.flush(w, &mut out);
+    Ok(Some((out, owner)))
+}
+
+fn aggregate_streaming(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    threads: usize,
+) -> Result<Option<AggOut>> {
+    let (numbering, ids) = number_series(series);
+    let g = ids.len();
+    let parts = threads.min(g).max(1);
+    // each worker scans every row and keeps the series whose number is its own modulo `parts`
+    let cuts: Vec<usize> = (0..=parts).collect();
+    let results: Vec<StreamingPart> = if parts == 1 {
+        vec![streaming_part(series, ts, vs, w, &numbering, &ids, 0, 1)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts[1..parts]
+                .iter()
+                .map(|&p| {
+                    let (numbering, ids) = (&numbering, &ids);
+                    scope.spawn(move || streaming_part(series, ts, vs, w, numbering, ids, p, parts))
+                })
+                .collect();
+            let mut r = vec![streaming_part(
+                series, ts, vs, w, &numbering, &ids, 0, parts,
+            )];
+            for h in handles {
+                r.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::invalid("aggregation worker failed"))),
+                );
+            }
+            r
+        })
+    };
+    let mut outs = Vec::with_capacity(parts);
+    let mut owner = Vec::new();
+    for r in results {
+        match r? {
+            Some((o, own)) => {
+                owner.extend(own);
+                outs.push(o);
+            }
+            None => return Ok(None),
+        }
     }
-    Ok(out)
+    let out = concat(outs);
+    // stable counting sort of the output rows by series number: windows of a series were
+    // flushed in time order already
+    let mut start = vec![0usize; g + 1];
+    for &k in &owner {
+        start[k as usize + 1] += 1;
+    }
+    for k in 0..g {
+        start[k + 1] += start[k];
+    }
+    let mut perm = vec![0usize; owner.len()];
+    for (row, &k) in owner.iter().enumerate() {
+        perm[start[k as usize]] = row;
+        start[k as usize] += 1;
+    }
+    fn pick<T: Copy>(v: &[T], perm: &[usize]) -> Vec<T> {
+        perm.iter().map(|&i| v[i]).collect()
+    }
+    Ok(Some(AggOut {
+        series: pick(&out.series, &perm),
+        window_start: pick(&out.window_start, &perm),
+        count: pick(&out.count, &perm),
+        sum: pick(&out.sum, &perm),
+        min: pick(&out.min, &perm),
+        max: pick(&out.max, &perm),
+        mean: pick(&out.mean, &perm),
+        first: pick(&out.first, &perm),
+        last: pick(&out.last, &perm),
+        time_weighted_mean: pick(&out.time_weighted_mean, &perm),
+        increase: pick(&out.increase, &perm),
+    }))
+}
+
+/// The windows of one series, whose rows are in time order.
+/// Returns `Ok(false)` (with `out` partly filled) if the rows are not in time order.
+fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut AggOut) -> Result<bool> {
+    // skip leading NaNs (their times must be in order too)
+    let first = vs.iter().position(|v| !v.is_nan()).unwrap_or(vs.len());
+    if ts[..first.min(ts.len())].windows(2).any(|p| p[1] < p[0])
+        || (first > 0 && first < ts.len() && ts[first] < ts[first - 1])
+    {
+        return Ok(false);
+    }
+    if first == vs.len() {
+        return Ok(true);
+    }
+    let (ts, vs) = (&ts[first..], &vs[first..]);
+    let mut acc = Acc {
+        series: sid,
+        ws: window_of(ts[0], w)?,
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        first: vs[0],
+        last: vs[0],
+        last_t: ts[0],
+        tw_num: 0.0,
+        first_t: ts[0],
+        inc: 0.0,
+    };
+    let mut win_end = acc.ws as i128 + w as i128;
+    let mut prev = vs[0];
+    let mut prev_t = ts[0];
+    for (&t, &v) in ts.iter().zip(vs) {
+        if t < prev_t {
+            return Ok(false);
+        }
+        prev_t = t;
+        if v.is_nan() {
+            continue;
+        }
+        let d = v - prev;
+        let step = if d >= 0.0 { d } else { v };
+        prev = v;
+        if (t as i128) >= win_end {
+            acc.flush(w, out);
+            let ws = window_of(t, w)?;
+            win_end = ws as i128 + w as i128;
+            acc = Acc {
+                series: sid,
+                ws,
+                count: 0,
+                sum: 0.0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                first: v,
+                last: v,
+                last_t: t,
+                tw_num: 0.0,
+                first_t: t,
+                inc: 0.0,
+            };
+        }
+        acc.count += 1;
+        acc.sum += v;
+        acc.min = if v < acc.min { v } else { acc.min };
+        acc.max = if v > acc.max { v } else { acc.max };
+        acc.tw_num += acc.last * (t - acc.last_t) as f64;
+        acc.last = v;
+        acc.last_t = t;
+        acc.inc += step;
+    }
+    acc.flush(w, out);
+    Ok(true)
 }
 
 #[cfg(test)]

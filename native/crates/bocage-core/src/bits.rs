@@ -19,7 +19,11 @@ impl BitWriter {
         if bits == 0 {
             return;
         }
-        let v = if bits == 64 { v } else { v & ((1u64 << bits) - 1) };
+        let v = if bits == 64 {
+            v
+        } else {
+            v & ((1u64 << bits) - 1)
+        };
         self.buf |= v << self.n;
         let total = self.n + bits;
         if total >= 64 {
@@ -66,7 +70,12 @@ pub struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        BitReader { data, pos: 0, buf: 0, n: 0 }
+        BitReader {
+            data,
+            pos: 0,
+            buf: 0,
+            n: 0,
+        }
     }
 
     /// Makes at least 56 bits available; past the end, zero bits are supplied and the
@@ -89,7 +98,11 @@ impl<'a> BitReader<'a> {
     fn refill_slow(&mut self) {
         {
             while self.n <= 56 {
-                let b = if self.pos < self.data.len() { self.data[self.pos] } else { 0 };
+                let b = if self.pos < self.data.len() {
+                    self.data[self.pos]
+                } else {
+                    0
+                };
                 self.buf |= (b as u64) << self.n;
                 self.n += 8;
                 self.pos += 1;
@@ -164,7 +177,9 @@ impl<'a> BitReader<'a> {
             return Err(Error::corrupt(format!("truncated {what} bit stream")));
         }
         if used.div_ceil(8) != self.data.len() {
-            return Err(Error::corrupt(format!("{what} bit stream has trailing bytes")));
+            return Err(Error::corrupt(format!(
+                "{what} bit stream has trailing bytes"
+            )));
         }
         Ok(())
     }
@@ -186,8 +201,9 @@ mod tests {
     #[test]
     fn roundtrip_mixed_widths() {
         let mut bw = BitWriter::new(Vec::new());
-        let items: Vec<(u64, u32)> =
-            (0..2000u64).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15), (i % 65) as u32)).collect();
+        let items: Vec<(u64, u32)> = (0..2000u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15), (i % 65) as u32))
+            .collect();
         for &(v, w) in &items {
             bw.write(v, w);
         }

@@ -53,7 +53,9 @@ impl ValuesRef<'_> {
 
 fn check_n(n: usize) -> Result<()> {
     if n > MAX_VALUES {
-        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+        return Err(Error::corrupt(format!(
+            "column declares {n} values, limit is {MAX_VALUES}"
+        )));
     }
     Ok(())
 }
@@ -79,7 +81,9 @@ pub fn encode_value_column(v: ValuesRef<'_>, out: &mut Vec<u8>) {
 
 pub fn decode_value_column(data: &[u8], n: usize) -> Result<Values> {
     check_n(n)?;
-    let tag = *data.first().ok_or_else(|| Error::corrupt("empty value column"))?;
+    let tag = *data
+        .first()
+        .ok_or_else(|| Error::corrupt("empty value column"))?;
     if tag < 0x40 {
         Ok(Values::I64(crate::intcodec::decode_ints(data, n)?))
     } else {
@@ -137,10 +141,17 @@ pub fn decode_quality(data: &[u8], n: usize) -> Result<Vec<u8>> {
             }
             out
         }
-        t => return Err(Error::corrupt(format!("unknown quality strategy 0x{t:02x}"))),
+        t => {
+            return Err(Error::corrupt(format!(
+                "unknown quality strategy 0x{t:02x}"
+            )))
+        }
     };
     if !r.is_empty() {
-        return Err(Error::corrupt(format!("quality column has {} trailing bytes", r.remaining())));
+        return Err(Error::corrupt(format!(
+            "quality column has {} trailing bytes",
+            r.remaining()
+        )));
     }
     Ok(out)
 }
@@ -159,7 +170,9 @@ pub fn decode_timestamps(data: &[u8]) -> Result<Vec<i64>> {
     let mut r = Reader::new(data);
     let n = r.varint("value count")?;
     if n > MAX_VALUES as u64 {
-        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+        return Err(Error::corrupt(format!(
+            "column declares {n} values, limit is {MAX_VALUES}"
+        )));
     }
     decode_int_column(r.rest(), n as usize)
 }
@@ -176,7 +189,9 @@ pub fn decode_values(data: &[u8]) -> Result<Values> {
     let mut r = Reader::new(data);
     let n = r.varint("value count")?;
     if n > MAX_VALUES as u64 {
-        return Err(Error::corrupt(format!("column declares {n} values, limit is {MAX_VALUES}")));
+        return Err(Error::corrupt(format!(
+            "column declares {n} values, limit is {MAX_VALUES}"
+        )));
     }
     decode_value_column(r.rest(), n as usize)
 }
@@ -211,9 +226,13 @@ mod tests {
         rt_int(&[5]);
         rt_int(&[7; 100]);
         rt_int(&[i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX]);
-        let v: Vec<i64> = (0..5000).map(|i| 1_700_000_000_000 + i * 1000 + (i * 7919 % 13)).collect();
+        let v: Vec<i64> = (0..5000)
+            .map(|i| 1_700_000_000_000 + i * 1000 + (i * 7919 % 13))
+            .collect();
         rt_int(&v);
-        let v: Vec<i64> = (0..5000).map(|i| (i as i64).wrapping_mul(0x9E3779B97F4A7C15u64 as i64)).collect();
+        let v: Vec<i64> = (0..5000)
+            .map(|i| (i as i64).wrapping_mul(0x9E3779B97F4A7C15u64 as i64))
+            .collect();
         rt_int(&v);
     }
 
@@ -221,7 +240,13 @@ mod tests {
     fn float_roundtrips() {
         rt_f64(&[]);
         rt_f64(&[f64::NAN]);
-        rt_f64(&[-0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7ff8_dead_beef_0001)]);
+        rt_f64(&[
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+        ]);
         let v: Vec<f64> = (0..3000).map(|i| (i as f64 * 0.1).sin() * 100.0).collect();
         rt_f64(&v);
         let v: Vec<f64> = (0..3000).map(|i| ((i / 50) as f64) * 0.1).collect();
@@ -240,7 +265,9 @@ mod tests {
             x
         };
         for case in 0..400 {
-            let n = [0usize, 1, 2, 3, 7, 63, 64, 65, 200, 511, 512, 513, 1000, 3000][case % 14];
+            let n = [
+                0usize, 1, 2, 3, 7, 63, 64, 65, 200, 511, 512, 513, 1000, 3000,
+            ][case % 14];
             let shape = (case / 14) % 8;
             let scale = 1u64 << (next() % 64);
             let mut acc = next() as i64;
@@ -252,8 +279,22 @@ mod tests {
                         acc = acc.wrapping_add((next() % 1000) as i64);
                         acc
                     }
-                    3 => 1_600_000_000_000 + i as i64 * 1000 + if next() % 50 == 0 { (next() % 100000) as i64 } else { 0 },
-                    4 => if next() % 3 == 0 { i64::MIN } else { i64::MAX },
+                    3 => {
+                        1_600_000_000_000
+                            + i as i64 * 1000
+                            + if next() % 50 == 0 {
+                                (next() % 100000) as i64
+                            } else {
+                                0
+                            }
+                    }
+                    4 => {
+                        if next() % 3 == 0 {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        }
+                    }
                     5 => ((next() % 7) as i64 - 3) * (scale as i64),
                     6 => acc.wrapping_mul(i as i64),
                     _ => (i as i64 / 17) % 5,
@@ -280,7 +321,12 @@ mod tests {
 
     #[test]
     fn quality_roundtrips() {
-        for q in [vec![], vec![0u8; 10], vec![1, 2, 3], vec![0, 0, 0, 0, 5, 5, 5, 5, 5, 5, 0]] {
+        for q in [
+            vec![],
+            vec![0u8; 10],
+            vec![1, 2, 3],
+            vec![0, 0, 0, 0, 5, 5, 5, 5, 5, 5, 0],
+        ] {
             let mut b = Vec::new();
             encode_quality(&q, &mut b);
             assert_eq!(decode_quality(&b, q.len()).unwrap(), q);

@@ -22,6 +22,9 @@ pub const F_DEC: u8 = 0x42;
 pub const F_DECK: u8 = 0x43;
 pub const F_RUNS: u8 = 0x44;
 const MAX_E: usize = 18;
+/// Encoders look for decimals of at most this many places: beyond, a mantissa is about as
+/// long as the float itself (and the search would cost more than it saves).
+const SEARCH_E: usize = MAX_E;
 const K_RAW: i64 = 19;
 
 const POW10: [f64; MAX_E + 1] = [
@@ -33,11 +36,15 @@ const POW10: [f64; MAX_E + 1] = [
 #[inline]
 fn mantissa(v: f64, e: usize) -> Option<i64> {
     let m = round_fast(v * POW10[e]);
-    if !(m.abs() < 9.2e18) {
+    // also refuses NaN
+    if m.is_nan() || m.abs() >= 9.2e18 {
         return None;
     }
     let m = m as i64;
-    ((m as f64) / POW10[e]).to_bits().eq(&v.to_bits()).then_some(m)
+    ((m as f64) / POW10[e])
+        .to_bits()
+        .eq(&v.to_bits())
+        .then_some(m)
 }
 
 /// Nearest integer (ties to even below 2^51; any rounding is fine: callers verify).
@@ -51,11 +58,24 @@ fn round_fast(x: f64) -> f64 {
     }
 }
 
+/// `v` is an integer that fits an i64 exactly (and not -0.0, whose sign an i64 would lose).
+#[inline]
+fn is_small_integer(v: f64) -> bool {
+    let a = v.abs();
+    // below 2^51 the rounding trick is exact; above, a rare case, ask libm
+    let integral = if a < 2251799813685248.0 {
+        round_fast(v) == v
+    } else {
+        a < 9.2e18 && v == v.trunc()
+    };
+    integral && v.to_bits() != (-0.0f64).to_bits()
+}
+
 /// Smallest exponent at which `v` is an exact decimal, searching from `hint` downwards when
 /// it fits and upwards otherwise.
 #[inline]
 fn min_exponent_from(v: f64, hint: usize) -> Option<(usize, i64)> {
-    if v.is_finite() && v == v.trunc() && v.abs() < 9.2e18 && v.to_bits() != (-0.0f64).to_bits() {
+    if is_small_integer(v) {
         return Some((0, v as i64));
     }
     match mantissa(v, hint) {
@@ -72,17 +92,17 @@ fn min_exponent_from(v: f64, hint: usize) -> Option<(usize, i64)> {
             }
             Some((k, mk))
         }
-        None => (hint + 1..=MAX_E).find_map(|e| mantissa(v, e).map(|m| (e, m))),
+        None => (hint + 1..=SEARCH_E).find_map(|e| mantissa(v, e).map(|m| (e, m))),
     }
 }
 
 /// Smallest exponent at which `v` is an exact decimal.
 #[inline]
 fn min_exponent(v: f64) -> Option<(usize, i64)> {
-    if v.is_finite() && v == v.trunc() && v.abs() < 9.2e18 && v.to_bits() != (-0.0f64).to_bits() {
+    if is_small_integer(v) {
         return Some((0, v as i64));
     }
-    (1..=MAX_E).find_map(|e| mantissa(v, e).map(|m| (e, m)))
+    (1..=SEARCH_E).find_map(|e| mantissa(v, e).map(|m| (e, m)))
 }
 
 pub fn encode_floats(v: &[f64], out: &mut Vec<u8>) {
@@ -109,19 +129,28 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     };
     // Runs of repeated values (sensors that report the same reading again and again).
     if allow_runs {
-        let runs = 1 + v.windows(2).filter(|w| w[0].to_bits() != w[1].to_bits()).count();
+        let runs = 1 + v[1..]
+            .iter()
+            .zip(v)
+            .map(|(a, b)| (a.to_bits() != b.to_bits()) as usize)
+            .sum::<usize>();
         if runs * 2 <= n {
             consider(encode_runs(v, runs), &mut best);
         }
-        // Long runs: at most a few bits a run, which no per-value coding (>= 1 bit a value) beats.
-        if runs * 16 <= n {
+        // Runs that take at most a bit a value: per-value codings (about a bit a value at
+        // best) are not worth trying.
+        if !best.is_empty() && best.len() * 8 <= n + 16 {
             out.extend_from_slice(&best);
             return;
         }
     }
     // Decimals: pick the exponent from a sample.
     let step = (n / 16).max(1);
-    let mut ks: Vec<usize> = v.iter().step_by(step).filter_map(|&x| min_exponent(x).map(|p| p.0)).collect();
+    let mut ks: Vec<usize> = v
+        .iter()
+        .step_by(step)
+        .filter_map(|&x| min_exponent(x).map(|p| p.0))
+        .collect();
     let sampled = n.div_ceil(step);
     if ks.len() * 4 >= sampled * 3 {
         ks.sort_unstable();
@@ -136,12 +165,16 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
             consider(c, &mut best);
         }
         if per_value || dec_failed {
-            consider(encode_deck(v), &mut best);
+            if let Some(c) = encode_deck(v) {
+                consider(c, &mut best);
+            }
         }
     } else if !ks.is_empty() {
-        consider(encode_deck(v), &mut best);
+        if let Some(c) = encode_deck(v) {
+            consider(c, &mut best);
+        }
     }
-    if best.is_empty() || best.len() >= 1 + 8 * n {
+    if best.is_empty() || best.len() > 8 * n {
         out.push(F_RAW);
         for &x in v {
             out.extend_from_slice(&x.to_bits().to_le_bytes());
@@ -185,12 +218,17 @@ fn encode_dec(v: &[f64], e: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn encode_deck(v: &[f64]) -> Vec<u8> {
+fn encode_deck(v: &[f64]) -> Option<Vec<u8>> {
     let n = v.len();
     let mut ks = Vec::with_capacity(n);
     let mut ms = Vec::with_capacity(n);
     let mut hint = 1usize;
-    for &x in v {
+    let mut raw = 0usize;
+    for (i, &x) in v.iter().enumerate() {
+        // values that are not short decimals cost a long search each: give up early on them
+        if i == 64 && raw * 2 > i {
+            return None;
+        }
         match min_exponent_from(x, hint) {
             Some((k, m)) => {
                 ks.push(k as i64);
@@ -202,6 +240,7 @@ fn encode_deck(v: &[f64]) -> Vec<u8> {
             None => {
                 ks.push(K_RAW);
                 ms.push(x.to_bits() as i64);
+                raw += 1;
             }
         }
     }
@@ -212,13 +251,17 @@ fn encode_deck(v: &[f64]) -> Vec<u8> {
     put_varint(&mut out, kcol.len() as u64);
     out.extend_from_slice(&kcol);
     encode_ints(&ms, &mut out);
-    out
+    Some(out)
 }
 
 fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
     let mut dict: Vec<u64> = Vec::with_capacity(runs);
     dict.push(v[0].to_bits());
-    dict.extend(v.windows(2).filter(|w| w[0].to_bits() != w[1].to_bits()).map(|w| w[1].to_bits()));
+    dict.extend(
+        v.windows(2)
+            .filter(|w| w[0].to_bits() != w[1].to_bits())
+            .map(|w| w[1].to_bits()),
+    );
     dict.sort_unstable_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
     dict.dedup();
     let mut idx = Vec::with_capacity(runs);
@@ -264,7 +307,9 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
     let out = match tag {
         F_RAW => {
             let raw = r.take(n * 8, "raw float column")?;
-            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+            raw.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         }
         F_CONST => vec![f64::from_bits(r.u64("constant")?); n],
         F_DEC => {
@@ -303,12 +348,15 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
             if let Some(k) = ks.iter().find(|&&k| !(0..=K_RAW).contains(&k)) {
                 return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
             }
-            let mut i = 0usize;
-            let out = decode_ints_map(r.rest(), n, |m| {
-                let k = ks.get(i).copied().unwrap_or(0) as usize;
-                i += 1;
-                if k <= MAX_E { (m as f64) / POW10[k] } else { f64::from_bits(m as u64) }
-            })?;
+            let ms = decode_ints(r.rest(), n)?;
+            let out: Vec<f64> = ks
+                .iter()
+                .zip(&ms)
+                .map(|(&k, &m)| match POW10.get(k as usize) {
+                    Some(&p) => (m as f64) / p,
+                    None => f64::from_bits(m as u64),
+                })
+                .collect();
             r = Reader::new(&[]);
             out
         }
@@ -339,10 +387,17 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
             }
             out
         }
-        t => return Err(Error::corrupt(format!("unknown float column strategy 0x{t:02x}"))),
+        t => {
+            return Err(Error::corrupt(format!(
+                "unknown float column strategy 0x{t:02x}"
+            )))
+        }
     };
     if !r.is_empty() {
-        return Err(Error::corrupt(format!("float column has {} trailing bytes", r.remaining())));
+        return Err(Error::corrupt(format!(
+            "float column has {} trailing bytes",
+            r.remaining()
+        )));
     }
     Ok(out)
 }
@@ -369,16 +424,40 @@ mod tests {
     fn roundtrips() {
         rt(&[]);
         rt(&[1.5]);
-        rt(&[f64::NAN, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 5e-324]);
-        let dec: Vec<f64> = (0..1000).map(|i| ((i * 37 % 1000) as f64) / 10.0 - 20.0).collect();
+        rt(&[
+            f64::NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ]);
+        let dec: Vec<f64> = (0..1000)
+            .map(|i| ((i * 37 % 1000) as f64) / 10.0 - 20.0)
+            .collect();
         assert!(rt(&dec) < 1000 * 3);
-        let mixed: Vec<f64> = (0..500).map(|i| if i % 3 == 0 { 0.0 } else { 1234.5678 / (i as f64) }).collect();
+        let mixed: Vec<f64> = (0..500)
+            .map(|i| {
+                if i % 3 == 0 {
+                    0.0
+                } else {
+                    1234.5678 / (i as f64)
+                }
+            })
+            .collect();
         rt(&mixed);
-        let runs: Vec<f64> = (0..2000).map(|i| [31.700000000000003, 12.5, -1.0][(i / 37) % 3]).collect();
+        let runs: Vec<f64> = (0..2000)
+            .map(|i| [31.700000000000003, 12.5, -1.0][(i / 37) % 3])
+            .collect();
         assert!(rt(&runs) < 300);
-        let weird: Vec<f64> = (0..300).map(|i| f64::from_bits(0x7ff0_0000_0000_0001 + i)).collect();
+        let weird: Vec<f64> = (0..300)
+            .map(|i| f64::from_bits(0x7ff0_0000_0000_0001 + i))
+            .collect();
         rt(&weird);
-        let with_nan: Vec<f64> = (0..300).map(|i| if i == 7 { f64::NAN } else { i as f64 * 0.25 }).collect();
+        let with_nan: Vec<f64> = (0..300)
+            .map(|i| if i == 7 { f64::NAN } else { i as f64 * 0.25 })
+            .collect();
         rt(&with_nan);
     }
 }

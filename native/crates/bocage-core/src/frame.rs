@@ -67,10 +67,15 @@ fn check_name(kind: &str, s: &str, max: usize, allow_colon: bool) -> Result<()> 
         return Err(Error::invalid(format!("{kind} must not be empty")));
     }
     if s.len() > max {
-        return Err(Error::invalid(format!("{kind} is {} bytes long, limit is {max}", s.len())));
+        return Err(Error::invalid(format!(
+            "{kind} is {} bytes long, limit is {max}",
+            s.len()
+        )));
     }
     if !allow_colon && s.contains(':') {
-        return Err(Error::invalid(format!("{kind} {s:?} must not contain ':' (frame id separator)")));
+        return Err(Error::invalid(format!(
+            "{kind} {s:?} must not contain ':' (frame id separator)"
+        )));
     }
     Ok(())
 }
@@ -113,7 +118,9 @@ pub fn encode_frame(
         readings += n;
     }
     if readings > MAX_VALUES {
-        return Err(Error::invalid(format!("frame holds {readings} readings, limit is {MAX_VALUES}")));
+        return Err(Error::invalid(format!(
+            "frame holds {readings} readings, limit is {MAX_VALUES}"
+        )));
     }
     if series.len() > MAX_VALUES {
         return Err(Error::invalid("too many series"));
@@ -152,7 +159,8 @@ pub fn encode_frame(
     out.push(VERSION);
     out.push(0); // flags, reserved
     out.extend_from_slice(&(header_len as u16).to_le_bytes());
-    let body_len = u32::try_from(body.len()).map_err(|_| Error::invalid("frame body over 4 GiB"))?;
+    let body_len =
+        u32::try_from(body.len()).map_err(|_| Error::invalid("frame body over 4 GiB"))?;
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&sequence.to_le_bytes());
     out.extend_from_slice(&created_ms.to_le_bytes());
@@ -181,11 +189,15 @@ pub fn peek_header(data: &[u8]) -> Result<Header> {
     let mut r = Reader::new(data);
     let magic = r.take(4, "frame magic")?;
     if magic != MAGIC {
-        return Err(Error::corrupt(format!("not a Bocage frame (magic {magic:02x?})")));
+        return Err(Error::corrupt(format!(
+            "not a Bocage frame (magic {magic:02x?})"
+        )));
     }
     let version = r.u8("frame version")?;
     if version != VERSION {
-        return Err(Error::corrupt(format!("unsupported frame version {version} (this decoder reads {VERSION})")));
+        return Err(Error::corrupt(format!(
+            "unsupported frame version {version} (this decoder reads {VERSION})"
+        )));
     }
     let flags = r.u8("frame flags")?;
     if flags != 0 {
@@ -194,7 +206,9 @@ pub fn peek_header(data: &[u8]) -> Result<Header> {
     let header_len = r.u16("header length")? as usize;
     let body_len = r.u32("body length")? as usize;
     if header_len < FIXED_HEADER + 2 + 4 {
-        return Err(Error::corrupt(format!("header length {header_len} too small")));
+        return Err(Error::corrupt(format!(
+            "header length {header_len} too small"
+        )));
     }
     if data.len() < header_len {
         return Err(Error::corrupt(format!(
@@ -238,7 +252,9 @@ pub fn peek_header(data: &[u8]) -> Result<Header> {
         return Err(Error::corrupt("territory or gateway name contains ':'"));
     }
     if reading_count as usize > MAX_VALUES {
-        return Err(Error::corrupt(format!("frame declares {reading_count} readings, limit is {MAX_VALUES}")));
+        return Err(Error::corrupt(format!(
+            "frame declares {reading_count} readings, limit is {MAX_VALUES}"
+        )));
     }
     if body_len < 4 {
         return Err(Error::corrupt("frame body too short for its checksum"));
@@ -301,7 +317,13 @@ pub fn decode_frame(data: &[u8]) -> Result<Frame> {
         let l = r.len_prefix("quality column length").map_err(ctx)?;
         let quality = decode_quality(r.take(l, "quality").map_err(ctx)?, n)
             .map_err(|e| ctx(Error::corrupt(format!("quality: {e}"))))?;
-        series.push(SeriesOut { sensor, metric, timestamps, values, quality });
+        series.push(SeriesOut {
+            sensor,
+            metric,
+            timestamps,
+            values,
+            quality,
+        });
     }
     if left != 0 {
         return Err(Error::corrupt(format!(
@@ -311,7 +333,10 @@ pub fn decode_frame(data: &[u8]) -> Result<Frame> {
         )));
     }
     if !r.is_empty() {
-        return Err(Error::corrupt(format!("{} trailing bytes after the last series", r.remaining())));
+        return Err(Error::corrupt(format!(
+            "{} trailing bytes after the last series",
+            r.remaining()
+        )));
     }
     Ok(Frame { header, series })
 }
@@ -331,8 +356,20 @@ mod tests {
             42,
             1_700_000_060_000,
             &[
-                SeriesIn { sensor: "t1", metric: "temperature", timestamps: &ts, values: ValuesRef::F64(&v), quality: None },
-                SeriesIn { sensor: "m1", metric: "energy", timestamps: &ts, values: ValuesRef::I64(&c), quality: Some(&q) },
+                SeriesIn {
+                    sensor: "t1",
+                    metric: "temperature",
+                    timestamps: &ts,
+                    values: ValuesRef::F64(&v),
+                    quality: None,
+                },
+                SeriesIn {
+                    sensor: "m1",
+                    metric: "energy",
+                    timestamps: &ts,
+                    values: ValuesRef::I64(&c),
+                    quality: Some(&q),
+                },
             ],
         )
         .unwrap()
@@ -369,9 +406,24 @@ mod tests {
     fn encoder_rejects_bad_arguments() {
         let ts = [1i64, 2];
         let v = [1.0f64];
-        let s = [SeriesIn { sensor: "a", metric: "b", timestamps: &ts, values: ValuesRef::F64(&v), quality: None }];
-        assert!(matches!(encode_frame("t", "g", 0, 0, &s), Err(Error::Invalid(_))));
-        assert!(matches!(encode_frame("t:x", "g", 0, 0, &[]), Err(Error::Invalid(_))));
-        assert!(matches!(encode_frame("", "g", 0, 0, &[]), Err(Error::Invalid(_))));
+        let s = [SeriesIn {
+            sensor: "a",
+            metric: "b",
+            timestamps: &ts,
+            values: ValuesRef::F64(&v),
+            quality: None,
+        }];
+        assert!(matches!(
+            encode_frame("t", "g", 0, 0, &s),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            encode_frame("t:x", "g", 0, 0, &[]),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            encode_frame("", "g", 0, 0, &[]),
+            Err(Error::Invalid(_))
+        ));
     }
 }

@@ -9,15 +9,22 @@ pub const MAX_CODE_LEN: u32 = 12;
 /// Code lengths (0 = unused) for `counts`, none longer than `MAX_CODE_LEN`. A single used
 /// symbol gets length 0 (it costs no bits at all).
 pub fn code_lengths(counts: &[u32]) -> Vec<u8> {
+    code_lengths_limited(counts, MAX_CODE_LEN)
+}
+
+/// Like `code_lengths`, none longer than `max_len` (raised if needed to fit the symbols).
+pub fn code_lengths_limited(counts: &[u32], max_len: u32) -> Vec<u8> {
     let mut lens = vec![0u8; counts.len()];
     let used: Vec<usize> = (0..counts.len()).filter(|&i| counts[i] > 0).collect();
     if used.len() <= 1 {
         return lens;
     }
+    let need = 64 - (used.len() as u64 - 1).leading_zeros();
+    let max_len = max_len.max(need).min(MAX_CODE_LEN);
     let mut scaled: Vec<u64> = used.iter().map(|&i| counts[i] as u64).collect();
     loop {
         let l = huffman_lengths(&scaled);
-        if l.iter().all(|&x| x as u32 <= MAX_CODE_LEN) {
+        if l.iter().all(|&x| x as u32 <= max_len) {
             for (k, &i) in used.iter().enumerate() {
                 lens[i] = l[k];
             }
@@ -69,27 +76,38 @@ fn huffman_lengths(w: &[u64]) -> Vec<u8> {
 
 /// Canonical codes, bit-reversed for an LSB-first stream. Returns (code, length) per symbol.
 pub fn canonical_codes(lens: &[u8]) -> Vec<(u32, u8)> {
-    let mut syms: Vec<usize> = (0..lens.len()).filter(|&i| lens[i] > 0).collect();
-    syms.sort_by_key(|&i| (lens[i], i));
-    let mut codes = vec![(0u32, 0u8); lens.len()];
-    let mut code: u32 = 0;
-    let mut prev_len = 0u8;
-    for (k, &s) in syms.iter().enumerate() {
-        let l = lens[s];
-        if k > 0 {
-            code = (code + 1) << (l - prev_len);
-        } else {
-            code <<= l;
-        }
-        prev_len = l;
-        codes[s] = (code.reverse_bits() >> (32 - l as u32), l);
+    // DEFLATE's construction (RFC 1951 3.2.2): the same codes as sorting by (length, symbol)
+    let mut count = [0u32; 33];
+    for &l in lens {
+        count[l as usize] += 1;
     }
-    codes
+    count[0] = 0;
+    let mut next = [0u32; 33];
+    let mut code = 0u32;
+    for bits in 1..33 {
+        code = (code + count[bits - 1]) << 1;
+        next[bits] = code;
+    }
+    lens.iter()
+        .map(|&l| {
+            if l == 0 {
+                (0, 0)
+            } else {
+                let c = next[l as usize];
+                next[l as usize] += 1;
+                (c.reverse_bits() >> (32 - l as u32), l)
+            }
+        })
+        .collect()
 }
 
 /// Cost in bits of coding `counts` with `lens` (not counting the table).
 pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
-    counts.iter().zip(lens).map(|(&c, &l)| c as u64 * l as u64).sum()
+    counts
+        .iter()
+        .zip(lens)
+        .map(|(&c, &l)| c as u64 * l as u64)
+        .sum()
 }
 
 /// Table: varint(2 * #used symbols + layout), then the used symbols in increasing order:
@@ -108,7 +126,9 @@ pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
     }
     let first = syms[0] as u64;
     let span = (syms[used - 1] - syms[0]) as u64 + 1;
-    let bitmap_len = crate::bytes::varint_len(first) + crate::bytes::varint_len(span) + span.div_ceil(8) as usize;
+    let bitmap_len = crate::bytes::varint_len(first)
+        + crate::bytes::varint_len(span)
+        + span.div_ceil(8) as usize;
     if used > 1 && bitmap_len < gaps.len() {
         put_varint(out, 2 * used as u64 + 1);
         put_varint(out, first);
@@ -132,12 +152,29 @@ pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Decoding table: `2^bits` entries of `(index of the symbol in the table's symbol list) << 8 |
-/// code length`; `HOLE` marks bit patterns no code starts with.
+/// A table read by `read_table`: the used symbols and their canonical codes (bit-reversed, so
+/// that the low bits of an LSB-first window select them). `fill` lays out a lookup table.
 pub struct Decoder {
     pub bits: u32,
-    pub table: Vec<u32>,
+    pub codes: Vec<(u32, u8)>,
     pub syms: Vec<u32>,
+}
+
+impl Decoder {
+    /// Writes `entry(i) | length` at every index of `table[..2^bits]` whose low bits are the
+    /// code of symbol `i`.
+    pub fn fill(&self, table: &mut [u32], entry: impl Fn(usize) -> u32) {
+        let size = 1usize << self.bits;
+        for (i, &(code, l)) in self.codes.iter().enumerate() {
+            let e = entry(i) | l as u32;
+            let step = 1usize << l;
+            let mut j = code as usize;
+            while j < size {
+                table[j] = e;
+                j += step;
+            }
+        }
+    }
 }
 
 pub const HOLE: u32 = u32::MAX;
@@ -179,11 +216,17 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
             || syms.last() != Some(&((first + span - 1) as u32))
             || bitmap.len() * 8 > span as usize && bitmap[bitmap.len() - 1] >> (span % 8) != 0
         {
-            return Err(Error::corrupt("huffman symbol bitmap disagrees with its counts"));
+            return Err(Error::corrupt(
+                "huffman symbol bitmap disagrees with its counts",
+            ));
         }
     }
     if used == 1 {
-        return Ok(Decoder { bits: 0, table: vec![0], syms });
+        return Ok(Decoder {
+            bits: 0,
+            codes: vec![(0, 0)],
+            syms,
+        });
     }
     let packed = r.take(used.div_ceil(2), "huffman code lengths")?;
     let mut lens = vec![0u8; used];
@@ -200,20 +243,16 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
     }
     // Huffman codes are complete: every bit pattern starts a code, so decoders need no check.
     if kraft != 1u64 << MAX_CODE_LEN {
-        return Err(Error::corrupt("huffman code lengths do not form a complete code"));
+        return Err(Error::corrupt(
+            "huffman code lengths do not form a complete code",
+        ));
     }
     let codes = canonical_codes(&lens);
-    let size = 1usize << max_len;
-    let mut table = vec![HOLE; size];
-    for (i, &(code, l)) in codes.iter().enumerate() {
-        let step = 1usize << l;
-        let mut j = code as usize;
-        while j < size {
-            table[j] = ((i as u32) << 8) | l as u32;
-            j += step;
-        }
-    }
-    Ok(Decoder { bits: max_len, table, syms })
+    Ok(Decoder {
+        bits: max_len,
+        codes,
+        syms,
+    })
 }
 
 #[cfg(test)]
@@ -245,15 +284,19 @@ mod tests {
             encode_symbol(&mut bw, &codes, s);
         }
         let data = bw.finish();
-        let syms: Vec<u32> = (0..counts.len() as u32).filter(|&i| counts[i as usize] > 0).collect();
+        let syms: Vec<u32> = (0..counts.len() as u32)
+            .filter(|&i| counts[i as usize] > 0)
+            .collect();
         let clens: Vec<u8> = syms.iter().map(|&i| lens[i as usize]).collect();
         let mut t = Vec::new();
         write_table(&syms, &clens, &mut t);
         let dec = read_table(&mut Reader::new(&t), counts.len()).unwrap();
+        let mut table = vec![HOLE; 1 << dec.bits];
+        dec.fill(&mut table, |i| (i as u32) << 8);
         let mut br = BitReader::new(&data);
         for &s in &msg {
             br.refill();
-            let e = dec.table[br.peek(dec.bits) as usize];
+            let e = table[br.peek(dec.bits) as usize];
             assert_ne!(e, HOLE);
             br.consume(e & 0xff);
             assert_eq!(dec.syms[(e >> 8) as usize] as usize, s);

@@ -11,9 +11,13 @@
 //!     each, LSB-first.
 //!   * `2` HUFF: zigzag varint `c`, a byte `m` (0..=7), a Huffman table, then per residual
 //!     the Huffman code of the bin of `z = zigzag(r - c)` followed by the bin's extra bits
-//!     (see `bin_of`).
+//!     (see `bin_of`); from 64 residuals on, in 4 interleaved streams (see `streams`).
 //!   * `3` SPARSE: zigzag varint `c`, varint `e` (exceptions), then `e` pairs
 //!     (varint position gap, zigzag varint `r - c`); every other residual is `c`.
+//!
+//! docs/wire-format.md is the normative description. The encoder picks the difference order
+//! from a sample, then the smallest of CONST / PACK / SPARSE / HUFF (HUFF's bin precision from
+//! an entropy estimate of every precision, checked exactly for the best one or two).
 use crate::bits::{BitReader, BitWriter};
 use crate::bytes::{put_varint, unzigzag, varint_len, zigzag, Reader};
 use crate::error::{Error, Result};
@@ -22,10 +26,14 @@ use crate::huffman;
 pub const I_RAW: u8 = 0x00;
 pub const I_CONST: u8 = 0x01;
 pub const I_PIPE: u8 = 0x10;
+/// `0x20 | d`: PIPE whose residuals are coded by RHUFF (Huffman with runs of the centre).
+pub const I_RPIPE: u8 = 0x20;
 const R_CONST: u8 = 0;
 const R_PACK: u8 = 1;
 const R_HUFF: u8 = 2;
 const R_SPARSE: u8 = 3;
+/// Not a PIPE method bit pattern: selects the `I_RPIPE` tag.
+const R_RHUFF: u8 = 4;
 const MAX_M: u32 = 7;
 
 /// Alphabet size of the bins at precision `m`.
@@ -136,7 +144,11 @@ pub fn encode_ints(v: &[i64], out: &mut Vec<u8>) {
             encode_residuals(&diffs(&d1), out)
         }
     };
-    out[start] |= method;
+    if method == R_RHUFF {
+        out[start] = I_RPIPE | d as u8;
+    } else {
+        out[start] |= method;
+    }
     // Never worse than raw.
     if out.len() - start > 1 + 8 * n {
         out.truncate(start);
@@ -150,7 +162,7 @@ pub fn encode_ints(v: &[i64], out: &mut Vec<u8>) {
 /// Residuals coded by HUFF are spread over this many interleaved bit streams (value `i` in
 /// stream `i % streams`), so that a decoder can work on several at once.
 pub fn streams(k: usize) -> usize {
-    if k >= 512 {
+    if k >= 64 {
         4
     } else {
         1
@@ -161,11 +173,21 @@ pub fn streams(k: usize) -> usize {
 #[inline]
 fn log2_int(x: u32) -> f64 {
     static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| (0..4096u32).map(|i| if i == 0 { 0.0 } else { (i as f64).log2() }).collect());
+    let t = TABLE.get_or_init(|| {
+        (0..4096u32)
+            .map(|i| if i == 0 { 0.0 } else { (i as f64).log2() })
+            .collect()
+    });
     match t.get(x as usize) {
         Some(&l) => l,
         None => (x as f64).log2(),
     }
+}
+
+/// Longest Huffman code for `k` residuals: the decoder fills a table of 2^len entries per
+/// column, which short columns should not pay for.
+fn table_bits(k: usize) -> u32 {
+    (usize::BITS - k.leading_zeros()).clamp(9, huffman::MAX_CODE_LEN)
 }
 
 /// Finest bin precision worth its table for `k` residuals.
@@ -180,6 +202,177 @@ fn top_precision(k: usize) -> u32 {
 
 /// Writes the residual payload, returns the method.
 fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
+    let start = out.len();
+    let method = encode_residuals_basic(r, out);
+    // runs pay for their larger table on long columns only; short ones have SPARSE
+    if method == R_CONST || r.len() < 1024 {
+        return method;
+    }
+    match encode_rhuff(r) {
+        Some(rh) if rh.len() < out.len() - start => {
+            out.truncate(start);
+            out.extend_from_slice(&rh);
+            R_RHUFF
+        }
+        _ => method,
+    }
+}
+
+/// Sample median of the residuals: the centre of HUFF, SPARSE and RHUFF.
+fn centre(r: &[i64]) -> i64 {
+    let step = (r.len() / 64).max(1);
+    let mut sample = [0i64; 64];
+    let mut ns = 0;
+    for &x in r.iter().step_by(step).take(64) {
+        sample[ns] = x;
+        ns += 1;
+    }
+    median_of(&mut sample[..ns])
+}
+
+/// RHUFF: like HUFF, but every maximal run of residuals equal to the centre is one token (run
+/// symbol `j` = `alphabet(m) + j`, then `j` extra bits: a run of `2^j + extra` values); other
+/// residuals are value tokens coded as in HUFF. Tokens are spread over the streams in turn.
+/// `None` when too few residuals sit on the centre for runs to pay.
+fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
+    let k = r.len();
+    let c = centre(r);
+    // worth it only when many residuals sit on the centre in long runs: a lone centre value
+    // already costs HUFF about a bit
+    let mut on_centre = 0usize;
+    let mut run_starts = 0usize;
+    let mut prev_on = false;
+    for &x in r {
+        let on = x == c;
+        on_centre += on as usize;
+        run_starts += (on && !prev_on) as usize;
+        prev_on = on;
+    }
+    if on_centre * 3 < k || on_centre < 4 * run_starts {
+        return None;
+    }
+    let top_m = top_precision(k - on_centre + 1);
+    // tokens: (z, run?) where z is zigzag(r - c) for values and the run length for runs
+    let mut tokens: Vec<(u64, bool)> = Vec::with_capacity(k - on_centre + (k - on_centre) + 1);
+    let mut hist = vec![0u32; alphabet(top_m)];
+    let mut runs = [0u32; 64];
+    let mut i = 0;
+    while i < k {
+        if r[i] == c {
+            let mut j = i + 1;
+            while j < k && r[j] == c {
+                j += 1;
+            }
+            let len = (j - i) as u64;
+            tokens.push((len, true));
+            runs[(bitlen(len) - 1) as usize] += 1;
+            i = j;
+        } else {
+            let z = zigzag(r[i].wrapping_sub(c));
+            tokens.push((z, false));
+            hist[bin_of(z, top_m).0 as usize] += 1;
+            i += 1;
+        }
+    }
+    let used: Vec<(u32, u32)> = hist
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(s, &n)| (s as u32, n))
+        .collect();
+    let run_syms: Vec<(u32, u32)> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(j, &n)| (j as u32, n))
+        .collect();
+    let nt = tokens.len() as u32;
+    let run_extra: u64 = run_syms.iter().map(|&(j, n)| j as u64 * n as u64).sum();
+    // precision by entropy estimate, as for HUFF
+    let mut best: Option<(f64, u32)> = None;
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for m in 0..=top_m {
+        merged.clear();
+        let mut extra = run_extra;
+        for &(s, n) in &used {
+            let (b, e) = bin_of(bin_base(s, top_m).0, m);
+            extra += e as u64 * n as u64;
+            match merged.last_mut() {
+                Some(last) if last.0 == b => last.1 += n,
+                _ => merged.push((b, n)),
+            }
+        }
+        let lt = log2_int(nt);
+        let h: f64 = merged
+            .iter()
+            .chain(run_syms.iter())
+            .map(|&(_, n)| n as f64 * (lt - log2_int(n)))
+            .sum();
+        let syms = (merged.len() + run_syms.len()) as f64;
+        let est = h + extra as f64 + 0.03 * nt as f64 + 8.0 * (1.7 * syms + 2.0);
+        if best.is_none_or(|b| est < b.0) {
+            best = Some((est, m));
+        }
+    }
+    let m = best?.1;
+    merged.clear();
+    for &(s, n) in &used {
+        let (b, _) = bin_of(bin_base(s, top_m).0, m);
+        match merged.last_mut() {
+            Some(last) if last.0 == b => last.1 += n,
+            _ => merged.push((b, n)),
+        }
+    }
+    let base = alphabet(m) as u32;
+    let mut syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
+    let mut counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
+    for &(j, n) in &run_syms {
+        syms.push(base + j);
+        counts.push(n);
+    }
+    let lens = huffman::code_lengths_limited(&counts, table_bits(k));
+    let codes = huffman::canonical_codes(&lens);
+    let mut lut = vec![(0u32, 0u8); alphabet(m) + 64];
+    for (i, &s) in syms.iter().enumerate() {
+        lut[s as usize] = codes[i];
+    }
+    let mut out = Vec::with_capacity(k / 2 + 64);
+    put_varint(&mut out, zigzag(c));
+    out.push(m as u8);
+    huffman::write_table(&syms, &lens, &mut out);
+    let ns = streams(k);
+    let mut writers: Vec<BitWriter> = (0..ns)
+        .map(|_| BitWriter::new(Vec::with_capacity(k / 8 / ns + 16)))
+        .collect();
+    for (t, &(z, run)) in tokens.iter().enumerate() {
+        let bw = &mut writers[t % ns];
+        let (sym, e) = if run {
+            let j = bitlen(z) - 1;
+            (base + j, j)
+        } else {
+            bin_of(z, m)
+        };
+        let (code, l) = lut[sym as usize];
+        let l = l as u32;
+        if l + e <= 57 {
+            bw.write_small((code as u64) | ((z & ((1u64 << e) - 1)) << l), l + e);
+        } else {
+            bw.write(code as u64, l);
+            bw.write(z, e);
+        }
+    }
+    let bodies: Vec<Vec<u8>> = writers.into_iter().map(BitWriter::finish).collect();
+    for b in &bodies[..ns - 1] {
+        put_varint(&mut out, b.len() as u64);
+    }
+    for b in &bodies {
+        out.extend_from_slice(b);
+    }
+    Some(out)
+}
+
+/// Writes the residual payload of CONST, PACK, SPARSE or HUFF, returns the method.
+fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
     let k = r.len();
     let step = (k / 64).max(1);
     let mut sample = [0i64; 64];
@@ -220,11 +413,15 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
     };
 
     // Huffman: estimate every precision from the entropy of its bins, build the best one.
-    let used: Vec<(u32, u32)> =
-        hist.iter().enumerate().filter(|(_, &c)| c > 0).map(|(s, &c)| (s as u32, c)).collect();
+    let used: Vec<(u32, u32)> = hist
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(s, &c)| (s as u32, c))
+        .collect();
     let kf = k as f64;
     let _ = kf;
-    let mut best: (f64, u32) = (f64::INFINITY, 0);
+    let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
     let mut merged: Vec<(u32, u32)> = Vec::with_capacity(used.len());
     for m in 0..=top_m {
         merged.clear();
@@ -238,40 +435,55 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
             }
         }
         let lk = log2_int(k as u32);
-        let h: f64 = merged.iter().map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt))).sum();
+        let h: f64 = merged
+            .iter()
+            .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
+            .sum();
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
         let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);
         let est = h + extra as f64 + 0.03 * kf + 8.0 * (0.5 * merged.len() as f64 + listing + 2.0);
-        if est < best.0 {
-            best = (est, m);
-        }
+        ests.push((est, m));
     }
-    let m = best.1;
-    if (best.0 / 8.0) as usize > pack_size.min(sparse_size) + 8 {
+    ests.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if (ests[0].0 / 8.0) as usize > pack_size.min(sparse_size) + 8 {
         return write_pack_or_sparse(r, out, c, lo, w, exceptions, pack_size, sparse_size);
     }
-    merged.clear();
-    for &(s, cnt) in &used {
-        let (b, _) = bin_of(bin_base(s, top_m).0, m);
-        match merged.last_mut() {
-            Some(last) if last.0 == b => last.1 += cnt,
-            _ => merged.push((b, cnt)),
+    // exact sizes for the best estimate, and for large columns the runner-up as well
+    let ns = streams(k);
+    let tries = if k >= 1024 { 2 } else { 1 };
+    // (size, precision, bins, code lengths, payload bits, table bytes)
+    type Candidate = (usize, u32, Vec<u32>, Vec<u8>, u64, Vec<u8>);
+    let mut chosen: Option<Candidate> = None;
+    for &(_, m) in ests.iter().take(tries) {
+        merged.clear();
+        for &(s, cnt) in &used {
+            let (b, _) = bin_of(bin_base(s, top_m).0, m);
+            match merged.last_mut() {
+                Some(last) if last.0 == b => last.1 += cnt,
+                _ => merged.push((b, cnt)),
+            }
+        }
+        let syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
+        let counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
+        let lens = huffman::code_lengths_limited(&counts, table_bits(k));
+        let mut bits: u64 = huffman::coded_bits(&counts, &lens);
+        for &(s, cnt) in &used {
+            bits += bin_of(bin_base(s, top_m).0, m).1 as u64 * cnt as u64;
+        }
+        let mut table = Vec::new();
+        huffman::write_table(&syms, &lens, &mut table);
+        // several streams each end on a byte boundary and the first ones carry their length
+        let size = varint_len(zigzag(c))
+            + 1
+            + table.len()
+            + bits.div_ceil(8) as usize
+            + (ns - 1) * (varint_len(bits / 8 / ns as u64) + 1);
+        if chosen.as_ref().is_none_or(|ch| size < ch.0) {
+            chosen = Some((size, m, syms, lens, bits, table));
         }
     }
-    let syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
-    let counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
-    let lens = huffman::code_lengths(&counts);
-    let mut bits: u64 = huffman::coded_bits(&counts, &lens);
-    for &(s, cnt) in &used {
-        bits += bin_of(bin_base(s, top_m).0, m).1 as u64 * cnt as u64;
-    }
-    let mut table = Vec::new();
-    huffman::write_table(&syms, &lens, &mut table);
-    // several streams each end on a byte boundary and the first ones carry their length
-    let ns = streams(k);
-    let huff_size =
-        varint_len(zigzag(c)) + 1 + table.len() + bits.div_ceil(8) as usize + (ns - 1) * (varint_len(bits / 8 / ns as u64) + 1);
+    let (huff_size, m, syms, lens, bits, table) = chosen.unwrap();
     if huff_size > pack_size || huff_size > sparse_size {
         return write_pack_or_sparse(r, out, c, lo, w, exceptions, pack_size, sparse_size);
     }
@@ -284,9 +496,9 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
     for (i, &s) in syms.iter().enumerate() {
         lut[s as usize] = codes[i];
     }
-    let ns = streams(k);
-    let mut writers: Vec<BitWriter> =
-        (0..ns).map(|_| BitWriter::new(Vec::with_capacity((bits / 8) as usize / ns + 16))).collect();
+    let mut writers: Vec<BitWriter> = (0..ns)
+        .map(|_| BitWriter::new(Vec::with_capacity((bits / 8) as usize / ns + 16)))
+        .collect();
     for chunk in r.chunks(ns) {
         for (bw, &x) in writers.iter_mut().zip(chunk) {
             let z = zigzag(x.wrapping_sub(c));
@@ -344,32 +556,43 @@ fn write_pack_or_sparse(
     }
 }
 
-pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
-    decode_ints_map(data, n, |x| x)
+/// Decodes an integer column of `n` values and maps each through `f` on the way out (the
+/// float codec turns decimal mantissas into floats).
+pub fn decode_ints_map<T, F: FnMut(i64) -> T>(data: &[u8], n: usize, f: F) -> Result<Vec<T>> {
+    Ok(decode_ints(data, n)?.into_iter().map(f).collect())
 }
 
-/// Decodes an integer column of `n` values and maps each through `f` on the way out (the
-/// float codec turns decimal mantissas into floats in the same pass).
-pub fn decode_ints_map<T: Copy, F: FnMut(i64) -> T>(data: &[u8], n: usize, mut f: F) -> Result<Vec<T>> {
+/// Decodes an integer column of `n` values.
+pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
     let mut r = Reader::new(data);
     let tag = r.u8("integer column tag")?;
-    let mut out: Vec<T> = Vec::new();
+    let mut out: Vec<i64> = Vec::new();
     match tag {
         I_RAW => {
             let raw = r.take(n * 8, "raw integer column")?;
             out.reserve_exact(n);
-            out.extend(raw.chunks_exact(8).map(|c| f(i64::from_le_bytes(c.try_into().unwrap()))));
+            out.extend(
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap())),
+            );
         }
         I_CONST => {
             let x = unzigzag(r.varint("constant")?);
-            out = vec![f(x); n];
+            out = vec![x; n];
         }
-        t if t & 0xf0 == I_PIPE => {
-            let d = ((t >> 2) & 3) as usize;
+        t if t & 0xf0 == I_PIPE || (I_RPIPE..=I_RPIPE + 2).contains(&t) => {
+            let rpipe = t & 0xf0 == I_RPIPE;
+            let d = if rpipe {
+                (t & 3) as usize
+            } else {
+                ((t >> 2) & 3) as usize
+            };
             if d > 2 || d > n {
-                return Err(Error::corrupt(format!("bad difference order {d} for {n} values")));
+                return Err(Error::corrupt(format!(
+                    "bad difference order {d} for {n} values"
+                )));
             }
-            let method = t & 3;
+            let method = if rpipe { R_RHUFF } else { t & 3 };
             let mut v = vec![0i64; n];
             match d {
                 0 => decode_residuals(method, &mut r, &mut v)?,
@@ -398,18 +621,46 @@ pub fn decode_ints_map<T: Copy, F: FnMut(i64) -> T>(data: &[u8], n: usize, mut f
                     }
                 }
             }
-            out = v.into_iter().map(f).collect();
+            out = v;
         }
-        t => return Err(Error::corrupt(format!("unknown integer column strategy 0x{t:02x}"))),
+        t => {
+            return Err(Error::corrupt(format!(
+                "unknown integer column strategy 0x{t:02x}"
+            )))
+        }
     }
     if !r.is_empty() {
-        return Err(Error::corrupt(format!("integer column has {} trailing bytes", r.remaining())));
+        return Err(Error::corrupt(format!(
+            "integer column has {} trailing bytes",
+            r.remaining()
+        )));
     }
     Ok(out)
 }
 
-fn bad_code() -> Error {
-    Error::corrupt("invalid huffman code in stream")
+/// Like `huff_at`, also returning the table entry (RHUFF reads its run flag).
+#[inline(always)]
+fn token_at(
+    data: &[u8],
+    off: &mut u64,
+    table: &[u32; 1 << huffman::MAX_CODE_LEN],
+    tmask: usize,
+) -> (u64, u32) {
+    let w = window(data, *off);
+    let t = table[(w as usize) & tmask & ((1 << huffman::MAX_CODE_LEN) - 1)];
+    let len = t & 0xff;
+    let eb = (t >> 8) & 0x3f;
+    let top = ((t >> 16) as u64) << eb;
+    let z = if len + eb <= 57 {
+        ((w >> len) & LOW_MASK[eb as usize]) | top
+    } else {
+        let at = *off + len as u64;
+        let lo = window(data, at) & LOW_MASK[32];
+        let hi = window(data, at + 32) & LOW_MASK[eb as usize - 32];
+        (lo | (hi << 32)) | top
+    };
+    *off += (len + eb) as u64;
+    (z, t)
 }
 
 /// 64 bits of `data` starting at bit `off` (zeros past the end), shifted so that bit `off`
@@ -449,7 +700,12 @@ const LOW_MASK: [u64; 65] = {
 /// share one buffer, so a read may run into the next stream's bytes: the offsets are checked
 /// against the stream ends afterwards.
 #[inline(always)]
-fn huff_at(data: &[u8], off: &mut u64, table: &[u32; 1 << huffman::MAX_CODE_LEN], tmask: usize) -> Option<u64> {
+fn huff_at(
+    data: &[u8],
+    off: &mut u64,
+    table: &[u32; 1 << huffman::MAX_CODE_LEN],
+    tmask: usize,
+) -> u64 {
     let w = window(data, *off);
     let t = table[(w as usize) & tmask & ((1 << huffman::MAX_CODE_LEN) - 1)];
     let len = t & 0xff;
@@ -457,14 +713,14 @@ fn huff_at(data: &[u8], off: &mut u64, table: &[u32; 1 << huffman::MAX_CODE_LEN]
     let top = ((t >> 16) as u64) << eb;
     if len + eb <= 57 {
         *off += (len + eb) as u64;
-        Some(((w >> len) & LOW_MASK[eb as usize]) | top)
+        ((w >> len) & LOW_MASK[eb as usize]) | top
     } else {
         // up to 63 extra bits: read them in two halves
         let at = *off + len as u64;
         let lo = window(data, at) & LOW_MASK[32];
         let hi = window(data, at + 32) & LOW_MASK[eb as usize - 32];
         *off += (len + eb) as u64;
-        Some((lo | (hi << 32)) | top)
+        (lo | (hi << 32)) | top
     }
 }
 
@@ -527,14 +783,22 @@ fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<(
             if m > MAX_M {
                 return Err(Error::corrupt(format!("bin precision {m} over {MAX_M}")));
             }
-            let dec = huffman::read_table(r, alphabet(m))?;
-            // entry: code length | extra bits << 8 | top bits << 16 (z = top << extra | read(extra))
+            let runs = method == R_RHUFF;
+            let values = alphabet(m);
+            let dec = huffman::read_table(r, values + if runs { 64 } else { 0 })?;
+            // entry: code length | extra bits << 8 | top bits << 16 (z = top << extra | read(extra));
+            // a run symbol j (RHUFF) is top 1 with j extra bits, flagged by bit 15
             let info: Vec<u32> = dec
                 .syms
                 .iter()
                 .map(|&s| {
-                    let (base, e) = bin_base(s, m);
-                    (e << 8) | (((base >> e) as u32) << 16)
+                    if s as usize >= values {
+                        let j = s - values as u32;
+                        (j << 8) | 0x8000 | (1 << 16)
+                    } else {
+                        let (base, e) = bin_base(s, m);
+                        (e << 8) | (((base >> e) as u32) << 16)
+                    }
                 })
                 .collect();
             // A fixed-size table (only the first 2^bits entries used), so that indexing with a
@@ -542,11 +806,14 @@ fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<(
             SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 let (table, padded) = &mut *scratch;
-                for (slot, &t) in table.iter_mut().zip(&dec.table) {
-                    *slot = (t & 0xff) | info[(t >> 8) as usize];
-                }
+                dec.fill(&mut table[..], |i| info[i]);
                 let tmask = (1usize << dec.bits) - 1;
-                huff_streams(r, out, c, table, tmask, padded)
+                let res = huff_streams(r, out, c, table, tmask, padded, runs);
+                // keep a small buffer between calls, not the largest column ever seen
+                if padded.capacity() > 1 << 20 {
+                    *padded = Vec::new();
+                }
+                res
             })
         }
     }
@@ -566,6 +833,7 @@ fn huff_streams(
     table: &[u32; 1 << huffman::MAX_CODE_LEN],
     tmask: usize,
     padded: &mut Vec<u8>,
+    runs: bool,
 ) -> Result<()> {
     let k = out.len();
     {
@@ -593,10 +861,29 @@ fn huff_streams(
             for j in 1..ns {
                 off[j] = ends[j - 1] as u64 * 8;
             }
-            if ns == 1 {
+            if runs {
+                let mut pos = 0usize;
+                let mut t = 0usize;
+                while pos < k {
+                    let o = &mut off[t % ns];
+                    let (z, entry) = token_at(body, o, table, tmask);
+                    if entry & 0x8000 != 0 {
+                        let len = z as usize;
+                        if len > k - pos {
+                            return Err(Error::corrupt("run of the centre runs past the column"));
+                        }
+                        out[pos..pos + len].fill(c);
+                        pos += len;
+                    } else {
+                        out[pos] = c.wrapping_add(unzigzag(z));
+                        pos += 1;
+                    }
+                    t += 1;
+                }
+            } else if ns == 1 {
                 let mut o = off[0];
                 for x in out.iter_mut() {
-                    let z = huff_at(body, &mut o, table, tmask).ok_or_else(bad_code)?;
+                    let z = huff_at(body, &mut o, table, tmask);
                     *x = c.wrapping_add(unzigzag(z));
                 }
                 off[0] = o;
@@ -604,10 +891,10 @@ fn huff_streams(
                 let [mut o0, mut o1, mut o2, mut o3] = off;
                 let mut chunks = out.chunks_exact_mut(4);
                 for q in &mut chunks {
-                    let z0 = huff_at(body, &mut o0, table, tmask).unwrap_or(0);
-                    let z1 = huff_at(body, &mut o1, table, tmask).unwrap_or(0);
-                    let z2 = huff_at(body, &mut o2, table, tmask).unwrap_or(0);
-                    let z3 = huff_at(body, &mut o3, table, tmask).unwrap_or(0);
+                    let z0 = huff_at(body, &mut o0, table, tmask);
+                    let z1 = huff_at(body, &mut o1, table, tmask);
+                    let z2 = huff_at(body, &mut o2, table, tmask);
+                    let z3 = huff_at(body, &mut o3, table, tmask);
                     q[0] = c.wrapping_add(unzigzag(z0));
                     q[1] = c.wrapping_add(unzigzag(z1));
                     q[2] = c.wrapping_add(unzigzag(z2));
@@ -615,7 +902,7 @@ fn huff_streams(
                 }
                 off = [o0, o1, o2, o3];
                 for (x, o) in chunks.into_remainder().iter_mut().zip(off.iter_mut()) {
-                    let z = huff_at(body, o, table, tmask).ok_or_else(bad_code)?;
+                    let z = huff_at(body, o, table, tmask);
                     *x = c.wrapping_add(unzigzag(z));
                 }
             }
@@ -624,7 +911,9 @@ fn huff_streams(
             for j in 0..ns {
                 let used = off[j] as usize - start * 8;
                 if used > (ends[j] - start) * 8 || used.div_ceil(8) != ends[j] - start {
-                    return Err(Error::corrupt("huffman stream length disagrees with its codes"));
+                    return Err(Error::corrupt(
+                        "huffman stream length disagrees with its codes",
+                    ));
                 }
                 start = ends[j];
             }
@@ -650,7 +939,19 @@ mod tests {
     #[test]
     fn bins_roundtrip() {
         for m in 0..=MAX_M {
-            for z in [0u64, 1, 2, 3, 7, 8, 100, 1 << 20, u64::MAX, u64::MAX - 5, 12345678901234] {
+            for z in [
+                0u64,
+                1,
+                2,
+                3,
+                7,
+                8,
+                100,
+                1 << 20,
+                u64::MAX,
+                u64::MAX - 5,
+                12345678901234,
+            ] {
                 let (s, e) = bin_of(z, m);
                 assert!((s as usize) < alphabet(m));
                 let (base, e2) = bin_base(s, m);
@@ -687,6 +988,19 @@ mod tests {
             })
             .collect();
         rt(&wild);
+        // a counter that stands still between steps: RHUFF (tag 0x20 | d)
+        let mut sticky = Vec::new();
+        let mut v = 5_000i64;
+        for i in 0..3000 {
+            if i % 37 == 0 || i % 101 == 3 {
+                v += (i % 5) as i64 + 1;
+            }
+            sticky.push(v);
+        }
+        let mut b = Vec::new();
+        encode_ints(&sticky, &mut b);
+        assert_eq!(b[0] & 0xf0, I_RPIPE, "tag {:02x}", b[0]);
+        rt(&sticky);
         for n in 1..70 {
             let v: Vec<i64> = (0..n).map(|i| (i * i) as i64 - 30).collect();
             rt(&v);

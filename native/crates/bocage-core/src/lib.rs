@@ -5,11 +5,11 @@ pub mod aggregate;
 pub mod bits;
 pub mod bytes;
 pub mod column;
+pub mod error;
 pub mod floatcodec;
+pub mod frame;
 pub mod huffman;
 pub mod intcodec;
-pub mod error;
-pub mod frame;
 pub mod sketch;
 
 pub use error::{Error, Result};

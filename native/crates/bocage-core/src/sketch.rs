@@ -9,7 +9,7 @@
 use crate::bytes::{put_varint, unzigzag, zigzag, Reader};
 use crate::error::{Error, Result};
 
-pub const MAX_BINS: usize = 1024;
+pub const MAX_BINS: usize = 2048;
 const MAGIC: [u8; 4] = *b"BQS1";
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,7 +38,8 @@ impl Store {
         }
         let cur_hi = self.offset + self.bins.len() as i64 - 1;
         if hi > cur_hi {
-            self.bins.resize(self.bins.len() + (hi - cur_hi) as usize, 0);
+            self.bins
+                .resize(self.bins.len() + (hi - cur_hi) as usize, 0);
         }
         if lo < self.offset {
             let grow = (self.offset - lo) as usize;
@@ -54,15 +55,17 @@ impl Store {
         if k == 0 {
             return;
         }
-        let s: u64 = self.bins[..k].iter().sum();
+        let s: u64 = self.bins[..k]
+            .iter()
+            .fold(0u64, |a, &b| a.saturating_add(b));
         self.bins.drain(..k);
-        self.bins[0] += s;
+        self.bins[0] = self.bins[0].saturating_add(s);
         self.offset += k as i64;
     }
     #[inline]
     fn add(&mut self, key: i64, c: u64) {
         let idx = (key.max(self.offset) - self.offset) as usize;
-        self.bins[idx] += c;
+        self.bins[idx] = self.bins[idx].saturating_add(c);
     }
 }
 
@@ -112,10 +115,18 @@ impl Sketch {
         self.sum
     }
     pub fn min(&self) -> f64 {
-        if self.count == 0 { f64::NAN } else { self.min }
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.min
+        }
     }
     pub fn max(&self) -> f64 {
-        if self.count == 0 { f64::NAN } else { self.max }
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.max
+        }
     }
 
     #[inline]
@@ -139,7 +150,11 @@ impl Sketch {
                 _ => return,
             };
             // Collapse towards the other store's lowest key, at most the excess at once.
-            let (st, other) = if target == 0 { (&mut self.pos, &self.neg) } else { (&mut self.neg, &self.pos) };
+            let (st, other) = if target == 0 {
+                (&mut self.pos, &self.neg)
+            } else {
+                (&mut self.neg, &self.pos)
+            };
             let k = match other.lowest() {
                 Some(o) if o > st.offset => ((o - st.offset) as usize).clamp(1, excess),
                 _ => excess,
@@ -153,10 +168,19 @@ impl Sketch {
 
     fn ensure(&mut self, negative: bool, lo: i64, hi: i64) {
         {
-            let st = if negative { &mut self.neg } else { &mut self.pos };
+            let st = if negative {
+                &mut self.neg
+            } else {
+                &mut self.pos
+            };
             // Keys below an already collapsed floor land in the floor bin, so only extend upwards
             // past the cap; never grow downwards by more than the cap allows.
-            let lo = if st.bins.is_empty() { lo.max(hi - MAX_BINS as i64 + 1) } else { lo.max(st.offset.min(hi) - MAX_BINS as i64 + 1).max(hi - MAX_BINS as i64 + 1) };
+            let lo = if st.bins.is_empty() {
+                lo.max(hi - MAX_BINS as i64 + 1)
+            } else {
+                lo.max(st.offset.min(hi) - MAX_BINS as i64 + 1)
+                    .max(hi - MAX_BINS as i64 + 1)
+            };
             st.extend(lo, hi);
         }
         self.enforce_cap();
@@ -222,15 +246,19 @@ impl Sketch {
                 continue;
             }
             self.ensure(negative, st.offset, st.offset + st.bins.len() as i64 - 1);
-            let mine = if negative { &mut self.neg } else { &mut self.pos };
+            let mine = if negative {
+                &mut self.neg
+            } else {
+                &mut self.pos
+            };
             for (i, &c) in st.bins.iter().enumerate() {
                 if c > 0 {
                     mine.add(st.offset + i as i64, c);
                 }
             }
         }
-        self.zero += other.zero;
-        self.count += other.count;
+        self.zero = self.zero.saturating_add(other.zero);
+        self.count = self.count.saturating_add(other.count);
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
@@ -240,7 +268,9 @@ impl Sketch {
     /// The `q`-quantile (0 ≤ q ≤ 1); NaN for an empty sketch.
     pub fn quantile(&self, q: f64) -> Result<f64> {
         if !(0.0..=1.0).contains(&q) {
-            return Err(Error::invalid(format!("quantile must be within [0, 1], got {q}")));
+            return Err(Error::invalid(format!(
+                "quantile must be within [0, 1], got {q}"
+            )));
         }
         if self.count == 0 {
             return Ok(f64::NAN);
@@ -294,8 +324,20 @@ impl Sketch {
             put_varint(&mut out, st.bins.len() as u64);
             if !st.bins.is_empty() {
                 put_varint(&mut out, zigzag(st.offset));
-                for &c in &st.bins {
-                    put_varint(&mut out, c);
+                // a non-empty bin c as varint(2c), a run of r empty bins as varint(2r - 1)
+                let mut i = 0;
+                while i < st.bins.len() {
+                    if st.bins[i] == 0 {
+                        let mut j = i;
+                        while j < st.bins.len() && st.bins[j] == 0 {
+                            j += 1;
+                        }
+                        put_varint(&mut out, 2 * (j - i) as u64 - 1);
+                        i = j;
+                    } else {
+                        put_varint(&mut out, st.bins[i].saturating_mul(2));
+                        i += 1;
+                    }
                 }
             }
         }
@@ -318,7 +360,7 @@ impl Sketch {
         let mut spans = 0usize;
         for negative in [false, true] {
             let len = r.varint("bin count")?;
-            if len as usize > MAX_BINS - spans || len > r.remaining() as u64 {
+            if len as usize > MAX_BINS - spans {
                 return Err(Error::corrupt("sketch has too many bins"));
             }
             spans += len as usize;
@@ -329,13 +371,31 @@ impl Sketch {
                     return Err(Error::corrupt("sketch bin offset out of range"));
                 }
                 st.bins.reserve(len as usize);
-                for _ in 0..len {
-                    let c = r.varint("bin")?;
-                    total = total.checked_add(c).ok_or_else(|| Error::corrupt("sketch count overflow"))?;
-                    st.bins.push(c);
+                while st.bins.len() < len as usize {
+                    let t = r.varint("bin")?;
+                    if t % 2 == 1 {
+                        let run = t.div_ceil(2);
+                        if run > len - st.bins.len() as u64 {
+                            return Err(Error::corrupt("sketch empty-bin run too long"));
+                        }
+                        st.bins.resize(st.bins.len() + run as usize, 0);
+                    } else {
+                        let c = t / 2;
+                        if c == 0 {
+                            return Err(Error::corrupt("sketch bin encoding invalid"));
+                        }
+                        total = total
+                            .checked_add(c)
+                            .ok_or_else(|| Error::corrupt("sketch count overflow"))?;
+                        st.bins.push(c);
+                    }
                 }
             }
-            if negative { s.neg = st } else { s.pos = st }
+            if negative {
+                s.neg = st
+            } else {
+                s.pos = st
+            }
         }
         if !r.is_empty() {
             return Err(Error::corrupt("trailing bytes after sketch"));
@@ -343,7 +403,9 @@ impl Sketch {
         if total != s.count {
             return Err(Error::corrupt("sketch bins do not add up to its count"));
         }
-        if s.count > 0 && !(s.min.is_finite() && s.max.is_finite() && s.min <= s.max && !s.sum.is_nan()) {
+        if s.count > 0
+            && !(s.min.is_finite() && s.max.is_finite() && s.min <= s.max && !s.sum.is_nan())
+        {
             return Err(Error::corrupt("sketch min/max/sum invalid"));
         }
         if s.count == 0 {
@@ -370,17 +432,26 @@ mod tests {
         let mut all = Vec::new();
         let mut x: u64 = 12345;
         for i in 0..20000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = ((x >> 11) as f64 / (1u64 << 53) as f64) * 1000.0 - 200.0;
             all.push(v);
-            if i % 2 == 0 { a.add(&[v]).unwrap() } else { b.add(&[v]).unwrap() }
+            if i % 2 == 0 {
+                a.add(&[v]).unwrap()
+            } else {
+                b.add(&[v]).unwrap()
+            }
         }
         a.merge(&b).unwrap();
         all.sort_by(|p, q| p.partial_cmp(q).unwrap());
         for q in [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99] {
             let e = exact_q(&all, q);
             let got = a.quantile(q).unwrap();
-            assert!((got - e).abs() <= 0.0101 * e.abs() + 1e-9, "q {q}: {got} vs {e}");
+            assert!(
+                (got - e).abs() <= 0.0101 * e.abs() + 1e-9,
+                "q {q}: {got} vs {e}"
+            );
         }
         let bytes = a.to_bytes();
         assert!(bytes.len() <= 5120, "{}", bytes.len());
@@ -391,7 +462,9 @@ mod tests {
     #[test]
     fn cap_holds_on_huge_ranges() {
         let mut s = Sketch::new(0.01).unwrap();
-        let v: Vec<f64> = (-300..300).flat_map(|e| [10f64.powi(e), -(10f64.powi(e))]).collect();
+        let v: Vec<f64> = (-300..300)
+            .flat_map(|e| [10f64.powi(e), -(10f64.powi(e))])
+            .collect();
         s.add(&v).unwrap();
         assert!(s.pos.span() + s.neg.span() <= MAX_BINS);
         assert_eq!(s.count(), v.len() as u64);

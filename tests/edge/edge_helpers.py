@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -191,3 +192,77 @@ async def running(agent: Agent) -> Any:
 def key(reading: Reading) -> tuple[str, str, int]:
     """A reading's identity (series and time)."""
     return (reading.sensor, reading.metric, reading.time_ms)
+
+
+CHIRPSTACK_TOPIC = "application/17c82e96/device/{}/event/{}"
+
+
+def uplink(eui: str, name: str, time: str, obj: dict[str, Any] | None) -> dict[str, Any]:
+    """A ChirpStack v4 ``up`` event as its MQTT integration publishes it."""
+    event: dict[str, Any] = {
+        "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
+        "time": time,
+        "deviceInfo": {
+            "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242", "tenantName": "Bocage",
+            "applicationId": "17c82e96-be03-4f38-aef3-f83d48582d97",
+            "applicationName": "eclairage", "deviceProfileName": "armoire",
+            "deviceName": name, "devEui": eui, "tags": {},
+        },
+        "devAddr": "00189440", "adr": True, "dr": 5, "fCnt": 10, "fPort": 1,
+        "confirmed": False, "data": "qg==",
+        "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -57, "snr": 10.5}],
+        "txInfo": {"frequency": 868100000},
+    }
+    if obj is not None:
+        event["object"] = obj
+    return event
+
+
+def iso_ms(time_ms: int) -> str:
+    """RFC 3339 (UTC, milliseconds) of an epoch-ms time, as ChirpStack writes ``time``."""
+    moment = dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Uplinks:
+    """A numbered sequence of ChirpStack uplinks of two MQTT sensors, one minute apart.
+
+    Even events come from ``lamp-1`` (power, energy, on), odd ones from ``water-1`` (flow).
+    """
+
+    lamp_eui: str = "0101010101010101"
+    water_eui: str = "0202020202020202"
+    start_ms: int = START_MS
+
+    def sensors(self) -> list[dict[str, Any]]:
+        """Sensor sections of the two devices."""
+        return [
+            {"id": "lamp-1", "kind": "lighting_cabinet", "adapter": "mqtt",
+             "options": {"dev_eui": self.lamp_eui}},
+            {"id": "water-1", "kind": "water_meter", "adapter": "mqtt",
+             "options": {"dev_eui": self.water_eui}},
+        ]
+
+    def time_ms(self, i: int) -> int:
+        return self.start_ms + i * 60_000
+
+    def message(self, i: int) -> tuple[str, bytes]:
+        """(topic, payload) of event ``i``."""
+        t = iso_ms(self.time_ms(i))
+        if i % 2 == 0:
+            obj: dict[str, Any] = {"power": 100.0 + i % 50, "energy": 1000 + i, "on": i % 4 == 0}
+            event = uplink(self.lamp_eui, "lamp-1", t, obj)
+            return CHIRPSTACK_TOPIC.format(self.lamp_eui, "up"), json.dumps(event).encode()
+        event = uplink(self.water_eui, "water-1", t, {"flow": 20.0 + i % 7})
+        return CHIRPSTACK_TOPIC.format(self.water_eui, "up"), json.dumps(event).encode()
+
+    def keys(self, events: range) -> set[tuple[str, str, int]]:
+        """Identities of the readings of ``events``."""
+        out: set[tuple[str, str, int]] = set()
+        for i in events:
+            t = self.time_ms(i)
+            metrics = ("power", "energy", "on") if i % 2 == 0 else ("flow",)
+            sensor = "lamp-1" if i % 2 == 0 else "water-1"
+            out.update((sensor, m, t) for m in metrics)
+        return out

@@ -12,7 +12,7 @@ from typing import Any
 import aiomqtt
 import pytest
 from conftest import Broker
-from edge_helpers import make_settings, read_stream, running, wait_for
+from edge_helpers import make_settings, read_stream, running, uplink, wait_for
 
 from bocage.core.natsserver import EmbeddedNats
 from bocage.edge.adapters.chirpstack import parse_time_ms
@@ -23,27 +23,6 @@ from bocage.edge.reading import Reading
 
 LAMP_EUI = "0101010101010101"
 WATER_EUI = "0202020202020202"
-
-
-def uplink(eui: str, name: str, time: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-    """A ChirpStack v4 ``up`` event as its MQTT integration publishes it."""
-    event: dict[str, Any] = {
-        "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
-        "time": time,
-        "deviceInfo": {
-            "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242", "tenantName": "Bocage",
-            "applicationId": "17c82e96-be03-4f38-aef3-f83d48582d97",
-            "applicationName": "eclairage", "deviceProfileName": "armoire",
-            "deviceName": name, "devEui": eui, "tags": {},
-        },
-        "devAddr": "00189440", "adr": True, "dr": 5, "fCnt": 10, "fPort": 1,
-        "confirmed": False, "data": "qg==",
-        "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -57, "snr": 10.5}],
-        "txInfo": {"frequency": 868100000},
-    }
-    if obj is not None:
-        event["object"] = obj
-    return event
 
 
 def test_chirpstack_times_with_nanoseconds() -> None:

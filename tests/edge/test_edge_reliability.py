@@ -17,10 +17,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import aiomqtt
 import pytest
+from conftest import Broker
 from edge_helpers import (
     START_MS,
     TERRITORY,
+    Uplinks,
     key,
     make_settings,
     read_stream,
@@ -167,6 +170,100 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     content = await read_stream(nats_server.url)
     exactly_once(content.readings, expected_readings(settings))
     assert len(set(content.frame_ids)) == len(content.frame_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.mqtt
+async def test_mqtt_uplinks_survive_kill_9_exactly_once(
+    tmp_path: Path, nats_server: EmbeddedNats, mosquitto: Broker
+) -> None:
+    """ChirpStack uplinks published at QoS 1 while `bocage edge run` is killed at random
+    moments: every reading reaches the stream exactly once."""
+    u = Uplinks()
+    events = 300
+    settings = make_settings(
+        tmp_path, nats_server.url, sensors=u.sensors(),
+        # acknowledgements wait 0.1 s after the fsync, so kills also land between a message's
+        # readings reaching the disk and its PUBACK: the broker redelivers spooled messages
+        mqtt={"host": mosquitto.host, "port": mosquitto.port, "debug_ack_delay_s": 0.1},
+        batch={"max_readings": 40, "max_age_s": 0.2},
+        spool={"fsync": "interval", "fsync_interval_s": 0.05},
+    )
+    config = write_toml(tmp_path / "edge.toml", settings)
+    client_id = f"bocage-{settings.gateway.id}"
+    # the gateway's persistent session exists before anything is published (as once the agent
+    # has run): the broker keeps QoS 1 messages for it while no agent is connected
+    async with aiomqtt.Client(
+        mosquitto.host, mosquitto.port, identifier=client_id, clean_session=False
+    ) as session:
+        await session.subscribe(settings.mqtt.topic, qos=1)
+
+    async def publisher() -> None:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            for i in range(events):
+                topic, payload = u.message(i)
+                await client.publish(topic, payload, qos=1)
+                await asyncio.sleep(0.02)  # a pace, spread over the kills
+
+    publishing = asyncio.create_task(publisher())
+    rng = random.Random(int(os.environ.get("BOCAGE_EDGE_KILL_SEED", "20240621")))
+    kills = 0
+    try:
+        while kills < 4 or not publishing.done():
+            proc = _run_agent(config)
+            await asyncio.sleep(rng.uniform(0.9, 2.2))  # a random moment: the crash itself
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            await asyncio.to_thread(proc.wait, 30)
+            log = proc.stderr.read().decode() if proc.stderr else ""
+            assert proc.returncode in (-signal.SIGKILL, 0), f"exit {proc.returncode}: {log}"
+            assert "Traceback" not in log
+            assert kills < 12, "the publisher does not finish"
+        await publishing
+    finally:
+        publishing.cancel()
+    expected = u.keys(range(events + 1))
+    final = _run_agent(config)
+    try:
+        # the broker hands over what it kept for the session before anything new: once a
+        # sentinel published now is in the stream, the final agent has read every leftover
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            await client.publish(*u.message(events), qos=1)
+
+        async def complete() -> bool:
+            content = await read_stream(nats_server.url)
+            return set(map(key, content.readings)) >= expected
+
+        await wait_for(complete, 30, "every reading in the stream")
+    finally:
+        final.send_signal(signal.SIGTERM)  # a clean stop acknowledges whatever is left
+        _, err = await asyncio.to_thread(final.communicate, timeout=30)
+    assert final.returncode == 0, f"exit {final.returncode}: {err.decode()}"
+    assert b"Traceback" not in err
+    content = await read_stream(nats_server.url)
+    got = Counter(map(key, content.readings))
+    duplicates = {k: n for k, n in got.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} readings delivered more than once"
+    assert set(got) == expected
+    assert len(set(content.frame_ids)) == len(content.frame_ids)
+    print(f"{kills} kills, {len(got)} readings exactly once")  # shown with -s
+
+    # the broker holds nothing more for the gateway: a sentinel arrives first
+    received: list[bytes] = []
+    async with aiomqtt.Client(
+        mosquitto.host, mosquitto.port, identifier=client_id, clean_session=False
+    ) as session:
+        await session.subscribe(settings.mqtt.topic, qos=1)
+        sentinel_topic, sentinel = u.message(events + 1)
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            await client.publish(sentinel_topic, sentinel, qos=1)
+        async with asyncio.timeout(10):
+            async for message in session.messages:
+                received.append(bytes(message.payload))  # type: ignore[arg-type]
+                if received[-1] == sentinel:
+                    break
+    assert received == [sentinel], f"{len(received) - 1} messages left unacknowledged"
 
 
 async def test_restart_after_a_torn_tail_delivers_every_reading(

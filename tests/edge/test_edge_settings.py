@@ -66,8 +66,10 @@ def test_every_register_kind_is_accepted(tmp_path: Path) -> None:
         ('[batch]\nmax_readings = "many"\n', "batch.max_readings"),
         ('[spool]\nfsync = "sometimes"\n', "spool.fsync"),
         ('[link]\nkind = "pigeon"\n', "link.kind"),
-        ("[nats]\nurll = 'typo'\n", "nats"),
+        ("[nats]\nurll = 'typo'\n", "nats.urll"),
         ("[spool]\nbudget_bytes = 10\n", "spool"),
+        # QoS 2 is acknowledged (PUBREC) before the readings are spooled
+        ("[mqtt]\nqos = 2\n", "mqtt"),
         # msgspec does not name dict keys
         ('[filters.power]\ndeadband = "x"\n', "filters[...].deadband"),
     ],

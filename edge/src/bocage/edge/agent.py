@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -45,6 +46,9 @@ log = get_logger("bocage.edge.agent")
 
 AGENT_VERSION = "0.1.0"
 _TICK_S = 0.1
+_SOURCES_GRACE_S = 5.0
+"""How long sources get, on stop, to leave by themselves (the MQTT source spools and
+acknowledges what it read) before they are cancelled."""
 
 
 def build_sources(settings: EdgeSettings) -> list[Source]:
@@ -93,6 +97,7 @@ class Agent:
             gateway=settings.gateway.id,
             emit=self._batch,
             alarm=self.alarm,
+            spooled=self.watermark,
         )
         self.spool: Spool | None = None
         self.forwarder: Forwarder | None = None
@@ -101,12 +106,36 @@ class Agent:
         self.started = asyncio.Event()
         """Set once the spool is open and the sources run (watermarks are known)."""
         self._metrics_server: WSGIServer | None = None
+        # durability of what adapters pushed (sources that acknowledge their input wait on it):
+        # readings handed to the batcher are numbered in order; batches close in that order,
+        # so "the first N are durable" says it all
+        self._batched = 0
+        self._settled = 0
+        self._spooling: deque[tuple[int, int]] = deque()
+        """(slot of a spooled frame, readings batched up to and including it), not yet durable."""
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # --------------------------------------------------------------------- the sink (hot path)
 
-    def push(self, reading: Reading) -> None:
-        """Hand one reading to the filters (adapters call this)."""
+    def push(self, reading: Reading, *, redelivered: bool = False) -> None:
+        """Hand one reading to the filters (adapters call this).
+
+        A ``redelivered`` reading (MQTT DUP flag, retained message) is dropped if its series
+        already holds a reading at or after its time, in the spool or in the open batch.
+        """
+        if redelivered and self._holds(reading):
+            self.counters.produced += 1
+            self.counters.filtered["redelivered"] += 1
+            return
         self.filters.push(reading)
+
+    def _holds(self, reading: Reading) -> bool:
+        """True if the series has a reading at or after this one's time in the spool (its
+        persisted watermark, which survives restarts) or in the open batch."""
+        key = (reading.sensor, reading.metric)
+        spooled = None if self.spool is None else self.spool.watermarks.get(key)
+        batched = self.batcher.newest(key)
+        return any(t is not None and reading.time_ms <= t for t in (spooled, batched))
 
     def reject(self, reason: str, count: int = 1) -> None:
         """Count input that could not become readings."""
@@ -124,6 +153,46 @@ class Agent:
         """Let the forwarder and timers run between chunks of readings."""
         await asyncio.sleep(0)
 
+    def checkpoint(self) -> int:
+        """A mark covering every reading pushed so far (see :meth:`settled`)."""
+        return self._batched
+
+    async def settled(self, checkpoint: int) -> int:
+        """Return once every reading pushed before ``checkpoint`` is durable in the spool
+        (under its fsync policy) or will never be: refused, filtered, or waiting in a
+        downsampling window (which a kill loses). Returns the newest checkpoint settled."""
+        if checkpoint > self._settled:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append((checkpoint, future))
+            await future
+        return self._settled
+
+    def commit(self) -> None:
+        """Spool the open batch now and fsync the spool (downsampling windows stay open)."""
+        batch = self.batcher.take()
+        if batch is not None:
+            self._spool_batch(batch)
+        self.counters.buffered = 0
+        self._require_spool().sync()
+        self._settle()
+        self._wake()
+
+    def _settle(self) -> None:
+        """Advance what is durable and wake the sources waiting for it."""
+        spool = self.spool
+        spooling = self._spooling
+        if spool is not None:
+            durable = spool.durable_slots
+            while spooling and spooling[0][0] < durable:
+                self._settled = spooling.popleft()[1]
+        if self._waiters:
+            ready = [(c, f) for c, f in self._waiters if c <= self._settled]
+            if ready:
+                self._waiters = [(c, f) for c, f in self._waiters if c > self._settled]
+                for _, future in ready:
+                    if not future.done():
+                        future.set_result(None)
+
     def alarm(self, alarm: Alarm) -> None:
         """Spool an alarm; it is fsynced and sent ahead of any data."""
         spool = self._require_spool()
@@ -135,6 +204,7 @@ class Agent:
         self._wake()
 
     def _batch(self, reading: Reading) -> None:
+        self._batched += 1
         batch = self.batcher.add(reading)
         self.counters.buffered = self.batcher.count
         if batch is not None:
@@ -153,11 +223,15 @@ class Agent:
                 "cannot encode a batch", error=str(exc), readings=batch.readings
             )
             self.counters.rejected["encode_error"] += batch.readings
+            self._spooling.append((-1, self._batched - self.batcher.count))
+            self._settle()
             return
-        spool.append(
+        slot = spool.append(
             RecordKind.FRAME, payload, seq=seq, readings=batch.readings, time_ms=created_ms
         )
         spool.note_watermarks(batch.watermarks)
+        self._spooling.append((slot, self._batched - self.batcher.count))
+        self._settle()
         self.counters.accepted += batch.readings
         self.counters.frames_spooled += 1
         self.counters.buffered = self.batcher.count
@@ -200,6 +274,7 @@ class Agent:
             ),
             split_append_s=spool_settings.debug_split_append_s,
         )
+        self.spool.on_durable = self._settle
         report = self.spool.report
         log.info(
             "spool opened", dir=spool_settings.dir, recovery=report.summary(),
@@ -217,6 +292,10 @@ class Agent:
         try:
             await stop.wait()
         finally:
+            if stop.is_set() and not sources.done():
+                # sources leave on `stop` by themselves: the MQTT source spools and
+                # acknowledges what it read, so the broker does not redeliver it
+                await asyncio.wait({sources}, timeout=_SOURCES_GRACE_S)
             sources.cancel()
             await asyncio.gather(sources, return_exceptions=True)
             self.flush()
@@ -258,6 +337,7 @@ class Agent:
             if spool.sync_due():
                 spool.sync()
                 self._wake()
+            self._settle()
             if self.idle:
                 self._idle_event.set()
 

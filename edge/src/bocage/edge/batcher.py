@@ -86,6 +86,11 @@ class Batcher:
             return self.take()
         return None
 
+    def newest(self, key: SeriesKey) -> int | None:
+        """Newest time of a series in the open batch, or None (not a hot-path call)."""
+        column = self.columns.get(key)
+        return max(column.timestamps) if column is not None and column.timestamps else None
+
     def due(self, now: float | None = None, *, age_s: float | None = None) -> bool:
         """True if the open batch has waited long enough (``age_s`` overrides the setting)."""
         if not self.count:

@@ -9,9 +9,11 @@ The identities the agent maintains (and the tests check):
 - ``derived``: readings the agent created (downsampling aggregates);
 - ``rejected[reason]``: malformed input (bad JSON, wrong type, unknown device, absurd value);
 - ``filtered[reason]``: valid readings a configured filter removed (deadband, rate limit,
-  duplicate, downsampled into an aggregate);
+  duplicate, downsampled into an aggregate), or a redelivered MQTT message's readings the
+  spool or the open batch already holds (``redelivered``);
 - ``buffered``: readings in memory waiting for their batch (lost on kill -9; replayable
-  sources resume from the spool's watermarks so they are produced again);
+  sources resume from the spool's watermarks so they are produced again, and MQTT messages
+  are acknowledged only once their readings are durable, so the broker redelivers them);
 - ``accepted``: readings written to the spool inside a frame;
 - ``delivered``: readings whose frame JetStream acknowledged;
 - ``compacted`` / ``dropped``: readings the spool's overflow policy replaced by aggregates

@@ -79,6 +79,7 @@ class Filters:
         gateway: str,
         emit: Callable[[Reading], None],
         alarm: Callable[[Alarm], None],
+        spooled: Callable[[str, str], int | None] | None = None,
     ) -> None:
         self.kinds: dict[str, SensorKind] = {s: SENSOR_KINDS[k] for s, k in sensors.items()}
         self.config = config
@@ -87,6 +88,9 @@ class Filters:
         self.gateway = gateway
         self.emit = emit
         self.alarm = alarm
+        self.spooled = spooled
+        """Newest time already in the spool for a series: it seeds the duplicate memory, so
+        a repeat of the last reading spooled before a restart is still a duplicate."""
         self.series: dict[tuple[str, str], _Series] = {}
 
     def reject(self, reason: str, count: int = 1) -> None:
@@ -105,6 +109,9 @@ class Filters:
             self.config.get(f"{kind.name}.{metric}") or self.config.get(metric) or _DEFAULT_FILTER
         )
         state = self.series[(sensor, metric)] = _Series(spec, config)
+        newest = None if self.spooled is None else self.spooled(sensor, metric)
+        if newest is not None:
+            state.recent.append(newest)
         return state
 
     def push(self, reading: Reading) -> bool:

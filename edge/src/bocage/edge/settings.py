@@ -130,6 +130,26 @@ class MqttSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Persistent session id (default ``bocage-<gateway>``) so QoS 1 messages wait for us."""
     topic: str = "application/+/device/+/event/+"
     qos: int = 1
+    """Subscription QoS: 1 (at least once into the spool: a message is acknowledged once its
+    readings are durable in the spool) or 0 (at most once). QoS 2 is refused: the client
+    answers PUBREC on receipt, after which the broker no longer redelivers the message."""
+    max_unacked: int = 16
+    """Messages read but not yet acknowledged (their readings wait for their batch) at which
+    the open batch is spooled early, so acknowledgements flow. Keep it below the broker's
+    in-flight window (mosquitto ``max_inflight_messages``, 20 by default), which otherwise
+    pauses deliveries until the batch closes by age."""
+    debug_ack_delay_s: float = 0.0
+    """Fault injection for the crash tests only: wait this long between readings becoming
+    durable and their messages' acknowledgements, so that a kill -9 can land in between (the
+    broker then redelivers messages already spooled). Leave at 0."""
+
+    def __post_init__(self) -> None:
+        if self.qos not in (0, 1):
+            raise ValueError(
+                "qos must be 0 or 1 (QoS 2 is acknowledged before the readings are spooled)"
+            )
+        if self.max_unacked < 1:
+            raise ValueError("max_unacked must be at least 1")
 
 
 class HttpSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

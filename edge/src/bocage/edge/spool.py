@@ -46,7 +46,7 @@ import struct
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -326,6 +326,8 @@ class Spool:
         self._inflight: dict[int, int] = {}
         self._last_sync = time.monotonic()
         self._evicting = False
+        self.on_durable: Callable[[], None] | None = None
+        """Called when records became durable (after a sync; at append under ``never``)."""
         self.report = RecoveryReport()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock()
@@ -365,6 +367,11 @@ class Spool:
                 data = self._rewrite(path, records)
                 records, _, _ = scan_segment(data)
                 report.repaired = True
+            elif data and self.fsync_policy != "never":
+                # a killed agent may have left records the kernel holds but never fsynced:
+                # what recovery reads (watermarks, MQTT redeliveries judged against them) must
+                # also survive a power cut from now on
+                _fsync_file(path)
             for fields, offset, body in records:
                 _m, _v, kind, flags, seq, _t, readings, length, _crc = fields
                 payload = body
@@ -473,8 +480,9 @@ class Spool:
         readings: int,
         time_ms: int,
         replaces: list[int] | None = None,
-    ) -> None:
-        """Write one record. It is handed to the forwarder once durable (see fsync policy)."""
+    ) -> int:
+        """Write one record; returns its slot. It is handed to the forwarder once durable
+        (see fsync policy; :attr:`durable_slots` tells when)."""
         flags = 0
         if replaces:
             flags |= FLAG_REPLACES
@@ -496,9 +504,11 @@ class Spool:
             self.sync()
         elif self.fsync_policy == "never":
             self._stacks[kind].append(slot)
+            self._durable()
         else:
             self._unsynced.append((kind, slot))
         self._refresh_gauges()
+        return slot
 
     def _write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
@@ -523,6 +533,17 @@ class Spool:
         self._unsynced.clear()
         self._last_sync = time.monotonic()
         self._refresh_gauges()
+        self._durable()
+
+    def _durable(self) -> None:
+        if self.on_durable is not None:
+            self.on_durable()
+
+    @property
+    def durable_slots(self) -> int:
+        """Every record of a slot below this is durable under the fsync policy (records
+        become durable in append order: the unsynced ones are always the newest)."""
+        return self._next_slot - len(self._unsynced)
 
     def sync_due(self) -> bool:
         """True if records wait for their fsync and the interval has passed."""
@@ -822,6 +843,14 @@ class Spool:
 
 def _overflow_reason(kind: RecordKind) -> str:
     return "overflow_aggregate" if kind == RecordKind.AGGREGATE else "overflow_raw"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def list_segments(directory: Path) -> Iterator[tuple[int, Path]]:

@@ -18,8 +18,14 @@ from bocage.edge.reading import Reading
 class Sink(Protocol):
     """What adapters feed: the agent's filter → batch → spool pipeline."""
 
-    def push(self, reading: Reading) -> None:
-        """One reading (validated and counted by the filters)."""
+    def push(self, reading: Reading, *, redelivered: bool = False) -> None:
+        """One reading (validated and counted by the filters).
+
+        ``redelivered``: the input may have been handed over before (an MQTT message with the
+        DUP flag after a crash or a reconnection, a retained message): the reading is dropped,
+        counted ``filtered[redelivered]``, if its series already holds a reading at or after
+        its time in the spool (persisted watermark) or in the open batch.
+        """
 
     def reject(self, reason: str, count: int = 1) -> None:
         """Input that could not become readings (bad JSON, unknown device...), counted."""
@@ -36,6 +42,19 @@ class Sink(Protocol):
 
     async def breathe(self) -> None:
         """Yield to the event loop (adapters call it every few thousand readings)."""
+
+    def checkpoint(self) -> int:
+        """A mark covering everything pushed so far (for :meth:`settled`)."""
+
+    async def settled(self, checkpoint: int) -> int:
+        """Return once every reading pushed before ``checkpoint`` was taken is durable in the
+        spool under its fsync policy, or will never be (refused, filtered, or held in a
+        downsampling window). Sources that acknowledge their input (MQTT) wait for this.
+        Returns the newest checkpoint settled so far (at least ``checkpoint``)."""
+
+    def commit(self) -> None:
+        """Spool the open batch now and make the spool durable (a source holding input it has
+        not acknowledged calls this rather than wait for the batch's age)."""
 
 
 class Source(Protocol):

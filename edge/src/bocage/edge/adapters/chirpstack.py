@@ -89,8 +89,15 @@ class ChirpStackDecoder:
         eui = (event.device_info.dev_eui or topic_eui).lower()
         return self.by_eui.get(eui) or self.by_name.get(event.device_info.device_name)
 
-    def feed(self, sink: Sink, event_type: str, body: bytes, *, topic_eui: str = "") -> int:
-        """Turn one event into readings/alarms pushed to ``sink``; returns readings pushed."""
+    def feed(
+        self, sink: Sink, event_type: str, body: bytes, *, topic_eui: str = "",
+        redelivered: bool = False,
+    ) -> int:
+        """Turn one event into readings/alarms pushed to ``sink``; returns readings pushed.
+
+        ``redelivered``: the event may have been fed before (MQTT DUP flag, retained message);
+        its readings are pushed as such (the sink drops those it already holds). Its alarms go
+        again: alarms are at least once (the datacenter collapses repeats)."""
         try:
             event = _decoder.decode(body)
         except msgspec.ValidationError:
@@ -128,7 +135,8 @@ class ChirpStackDecoder:
                 sink.reject("bad_type")
                 continue
             number = int(value) if isinstance(value, bool) else value
-            sink.push(Reading(sensor.id, fields.get(name, name), time_ms, number))
+            reading = Reading(sensor.id, fields.get(name, name), time_ms, number)
+            sink.push(reading, redelivered=redelivered)
             pushed += 1
         return pushed
 

@@ -30,6 +30,14 @@ print(
             "rollup_1h": scalar("SELECT sum(count) FROM {db}.readings_1h"),
             "ledger": scalar("SELECT sum(readings) FROM {db}.frames"),
             "frames": scalar("SELECT count() FROM (SELECT DISTINCT frame_id FROM {db}.frames)"),
+            # one row per (series, hour, frame): copies of a frame written twice count once
+            "sketched": scalar(
+                "SELECT sum(c) FROM (SELECT any(count) AS c FROM {db}.sketches_1h "
+                "GROUP BY territory, sensor, metric, bucket, frame_id)"
+            ),
+            "sketch_frames": scalar(
+                "SELECT count() FROM (SELECT DISTINCT frame_id FROM {db}.sketches_1h)"
+            ),
         }
     )
 )

@@ -164,6 +164,8 @@ async def test_kill_9_mid_batch_then_restart_stores_every_reading_once(
         "rollup_1h": total,
         "ledger": total,
         "frames": frames,
+        "sketched": total,
+        "sketch_frames": frames,
     }
 
 
@@ -219,6 +221,10 @@ async def test_store_down_for_a_while_nothing_lost(
             "SELECT count(), uniqExact(frame_id, sensor, metric, ts), "
             "(SELECT sum(count) FROM readings_1h) FROM readings"
         ) == [(120 * 40, 120 * 40, 120 * 40)]
+        assert store.scalar(
+            "SELECT sum(c) FROM (SELECT any(count) AS c FROM sketches_1h "
+            "GROUP BY territory, sensor, metric, bucket, frame_id)"
+        ) == 120 * 40
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+import math
+import time
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, Response, get
@@ -19,10 +21,13 @@ from bocage.api.schemas import (
     Health,
     IndicatorInfo,
     IndicatorValuesResponse,
+    QuantilesResponse,
+    QuantileValue,
     SensorRegisterEntry,
     TerritoryInfo,
 )
 from bocage.indicators import Indicator, Period
+from bocage.store.sketches import RELATIVE_ACCURACY, merged_sketch
 
 if TYPE_CHECKING:
     from bocage.api.app import Resources
@@ -173,6 +178,157 @@ async def list_sensors(
     ]
 
 
+HOUR_MS = 3_600_000
+QUANTILES_MAX_DAYS = 366
+QUANTILES_DEFAULT_HOURS = 24
+QUANTILES_MAX_LEVELS = 20
+
+
+def _parse_instant(name: str, raw: str | None) -> int | None:
+    """Epoch ms of an ISO 8601 date (UTC midnight) or date-time with a zone (or ``Z``)."""
+    if raw is None or raw == "":
+        return None
+    reason = f"expected YYYY-MM-DD or an ISO 8601 date-time with a time zone, got {raw!r}"
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_parameter(name, reason) from None
+    if moment.tzinfo is None:
+        raise bad_parameter(name, reason)
+    return int(moment.timestamp() * 1000)
+
+
+def _parse_levels(raw: str) -> list[float]:
+    parts = [p.strip() for p in raw.split(",")]
+    levels = []
+    for part in parts:
+        try:
+            level = float(part)
+        except ValueError:
+            level = math.nan
+        if not 0.0 <= level <= 1.0:  # also refuses NaN
+            raise bad_parameter(
+                "q", f"expected numbers between 0 and 1 separated by commas, got {part!r}"
+            )
+        levels.append(level)
+    if len(levels) > QUANTILES_MAX_LEVELS:
+        raise bad_parameter("q", f"at most {QUANTILES_MAX_LEVELS} levels")
+    return levels
+
+
+def _bounds(q: float, value: float) -> tuple[float, float]:
+    """Where the exact quantile lies given the sketch's relative accuracy."""
+    if q in (0.0, 1.0):  # the exact min and max are kept
+        return value, value
+    a = RELATIVE_ACCURACY
+    low, high = value / (1 + a), value / (1 - a)
+    return (low, high) if value >= 0 else (high, low)
+
+
+@get(
+    "/sensors/{sensor_id:str}/quantiles",
+    summary="Quantiles of one sensor's metric over a period (merged hourly sketches)",
+)
+async def sensor_quantiles(
+    request: Request[Any, Any, Any],
+    *,
+    state: State,
+    sensor_id: FromPath[str],
+    metric: Annotated[
+        str | None, QueryParameter(description="metric of the sensor, e.g. power")
+    ] = None,
+    from_: Annotated[
+        str | None,
+        QueryParameter(
+            name="from",
+            description="start (YYYY-MM-DD = 00:00 UTC, or ISO 8601 with a zone); "
+            "rounded down to the hour; default: 24 hours before `to`",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        QueryParameter(description="end (exclusive), rounded up to the hour; default: now"),
+    ] = None,
+    q: Annotated[
+        str, QueryParameter(description="levels in [0, 1], comma-separated")
+    ] = "0.5,0.9,0.99",
+    territory: Annotated[
+        str | None,
+        QueryParameter(description="territory of the sensor, when its id exists in several"),
+    ] = None,
+) -> QuantilesResponse:
+    """Quantiles of a (sensor, metric) series over whole UTC hours, with their error bound.
+
+    Ingest keeps one native DDSketch per frame, series and hour; they are merged here. Every
+    value is within ``relative_accuracy`` (1 %) relative error of the exact quantile of the
+    stored readings (``lower`` / ``upper`` bound it). Public sensors are open; a territory's
+    key also reaches its non-public sensors.
+    """
+    res = resources(state)
+    scope = scope_of(request, res.settings.keys, res.register)
+    if not metric:
+        raise bad_parameter("metric", "required, e.g. metric=power")
+    levels = _parse_levels(q)
+    end = _parse_instant("to", to)
+    start = _parse_instant("from", from_)
+    if end is None:
+        now = int(time.time() * 1000)
+        end = now if start is None else start + QUANTILES_DEFAULT_HOURS * HOUR_MS
+    if start is None:
+        start = end - QUANTILES_DEFAULT_HOURS * HOUR_MS
+    start -= start % HOUR_MS
+    end += -end % HOUR_MS
+    if start >= end:
+        raise bad_parameter("from", "must be before `to`")
+    if end - start > QUANTILES_MAX_DAYS * 24 * HOUR_MS:
+        raise bad_parameter("to", f"the period is longer than {QUANTILES_MAX_DAYS} days")
+    territory = territory or None
+    _check_territory(res, territory)
+    found = [
+        t.code
+        for t, _g, s in res.register.sensors()
+        if s.id == sensor_id
+        and scope.sees(t.code, s.public)
+        and (territory is None or t.code == territory)
+    ]
+    if not found:  # a sensor out of the caller's scope does not exist for them
+        where = f" in territory {territory!r}" if territory else ""
+        raise not_found(f"no sensor {sensor_id!r}{where}")
+    if len(found) > 1:
+        raise bad_parameter(
+            "territory", f"sensor {sensor_id!r} exists in {', '.join(found)}: name one"
+        )
+    merged = await asyncio.to_thread(
+        merged_sketch, res.store, found[0], sensor_id, metric, start_ms=start, end_ms=end
+    )
+    quantiles = []
+    for level in levels:
+        if merged.count:
+            value = merged.sketch.quantile(level)
+            low, high = _bounds(level, value)
+            quantiles.append(QuantileValue(q=level, value=value, lower=low, upper=high))
+        else:
+            quantiles.append(QuantileValue(q=level, value=None, lower=None, upper=None))
+    return QuantilesResponse(
+        sensor=sensor_id,
+        territory=found[0],
+        metric=metric,
+        from_=datetime.fromtimestamp(start / 1000, UTC),
+        to=datetime.fromtimestamp(end / 1000, UTC),
+        count=merged.count,
+        min=merged.min if merged.count else None,
+        max=merged.max if merged.count else None,
+        mean=merged.sum / merged.count if merged.count else None,
+        hours=merged.hours,
+        relative_accuracy=RELATIVE_ACCURACY,
+        quantiles=quantiles,
+    )
+
+
 @get("/health", summary="Ready when the store answers", include_in_schema=True)
 async def health(state: State) -> Health:
     """200 when the store answers a trivial query in time, else a 503 problem."""
@@ -206,5 +362,12 @@ async def metrics(state: State) -> Response[bytes]:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-API_V1 = [list_indicators, indicator_values, indicator_table_schema, list_territories, list_sensors]
+API_V1 = [
+    list_indicators,
+    indicator_values,
+    indicator_table_schema,
+    list_territories,
+    list_sensors,
+    sensor_quantiles,
+]
 OPS = [health, metrics, catalog]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import msgspec
 
@@ -143,3 +143,38 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 
     status: str
     store: str
+
+
+class QuantileValue(msgspec.Struct, frozen=True, kw_only=True):
+    """One quantile of a series with its guaranteed bounds."""
+
+    q: float
+    value: float | None
+    """The sketch's estimate; None when there is no reading in the period."""
+    lower: float | None
+    """The exact quantile is at least this (``value`` within the relative accuracy)."""
+    upper: float | None
+    """The exact quantile is at most this."""
+
+
+class QuantilesResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/sensors/{id}/quantiles``: quantiles of one series over whole UTC hours."""
+
+    sensor: str
+    territory: str
+    metric: str
+    from_: datetime = msgspec.field(name="from")
+    """Start of the first hour covered (``from`` rounded down to the hour, UTC)."""
+    to: datetime
+    """End of the last hour covered (``to`` rounded up to the hour, UTC; exclusive)."""
+    count: int
+    """Readings behind the quantiles (finite values)."""
+    min: float | None
+    max: float | None
+    mean: float | None
+    hours: int
+    """Hours with data in the period."""
+    relative_accuracy: float
+    """Every ``value`` is within this relative error of the exact quantile
+    (``|value - exact| <= relative_accuracy * |exact|``); q = 0 and q = 1 are exact."""
+    quantiles: list[QuantileValue]

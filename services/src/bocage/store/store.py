@@ -23,6 +23,7 @@ from bocage.store import schema
 from bocage.store.batch import READINGS_COLUMNS
 from bocage.store.register_rows import register_tables
 from bocage.store.settings import StoreSettings
+from bocage.store.sketches import SKETCH_COLUMNS
 
 log = get_logger("bocage.store")
 
@@ -347,6 +348,24 @@ class Store:
             seconds=round(time.perf_counter() - started, 3),
         )
         return int(batch.num_rows)
+
+    def insert_sketches(self, table: pa.Table, *, dedup_token: str | None = None) -> int:
+        """Insert rows of ``sketches_1h`` (see :func:`bocage.store.sketches.sketch_table`).
+
+        Rows are keyed by frame id: inserting a frame's rows again is harmless (readers count
+        one row per frame and hour); ``dedup_token`` also makes a retried insert a no-op.
+        Returns the row count.
+        """
+        if table.num_rows == 0:
+            return 0
+        settings: dict[str, Any] = {}
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
+        with self._call("insert into sketches_1h"):
+            self._client.insert_arrow(
+                self.table("sketches_1h"), table.select(list(SKETCH_COLUMNS)), settings=settings
+            )
+        return int(table.num_rows)
 
     def stored_frames(self, frames: Iterable[tuple[str, str, int]]) -> dict[str, StoredFrame]:
         """What the ledger says of frames given as (territory, gateway, sequence).

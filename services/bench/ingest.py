@@ -36,6 +36,7 @@ import bocage_native
 from bocage.core import subjects
 from bocage.core.natsserver import EmbeddedNats
 from bocage.core.register import Gateway, Register, Sensor, Territory
+from bocage.core.settings import dumps
 from bocage.core.streams import ensure_streams
 from bocage.ingest import IngestSettings
 from bocage.store import ReadingsBatch, Store, StoreSettings
@@ -182,25 +183,6 @@ def columnar_in_process(path: Path, frames: list[tuple[str, bytes]]) -> float:
         store.close()
 
 
-def toml_value(value: object) -> str:
-    """A TOML inline value (None is left out)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{"
-            + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None)
-            + "}"
-        )
-    raise TypeError(repr(value))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
@@ -247,7 +229,7 @@ def main() -> int:
             "ingest": msgspec.structs.asdict(IngestSettings(batch_readings=args.batch_readings)),
             "register": msgspec.to_builtins(register),
         }
-        settings.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in config.items()))
+        settings.write_text(dumps(config))
         env = dict(os.environ)
         started = time.perf_counter()
         process = subprocess.Popen(

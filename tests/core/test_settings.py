@@ -74,3 +74,18 @@ def test_unknown_key_is_named_with_its_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(StrictRoot, path, environ={})
     assert info.value.field == "api.prot"
+
+
+def test_dumps_round_trips_and_leaves_out_none(tmp_path: Path) -> None:
+    from bocage.core.settings import dumps
+
+    class WithOptional(msgspec.Struct, frozen=True, kw_only=True):
+        nats: Section = Section()
+        credentials: str | None = None
+        names: list[str] = msgspec.field(default_factory=list)
+
+    settings = WithOptional(nats=Section(port=9999), names=["a", "b"])
+    path = tmp_path / "b.toml"
+    path.write_text(dumps(settings))
+    assert "credentials" not in path.read_text()
+    assert load(WithOptional, path, environ={}) == settings

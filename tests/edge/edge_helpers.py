@@ -18,6 +18,7 @@ import nats
 import bocage_native
 from bocage.core import subjects
 from bocage.core.events import Alarm, GatewayStatus, decode_alarm, decode_status
+from bocage.core.settings import dumps
 from bocage.edge.agent import Agent
 from bocage.edge.reading import Reading
 from bocage.edge.settings import EdgeSettings
@@ -69,46 +70,9 @@ def make_settings(
     return msgspec.convert(data, EdgeSettings)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(
-            f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None
-        )
-        return "{" + items + "}"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def _toml_pair(name: str, value: Any) -> str:
-    return f"{json.dumps(name)} = {_toml_value(value)}"
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """TOML text of plain settings data (tables, arrays of tables, scalars; None omitted)."""
-    lines: list[str] = []
-    for name, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"[{json.dumps(name)}]")
-            lines += [_toml_pair(k, v) for k, v in value.items() if v is not None]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                lines.append(f"[[{name}]]")
-                lines += [_toml_pair(k, v) for k, v in item.items() if v is not None]
-    head = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items()
-            if v is not None and not isinstance(v, dict | list)]
-    return "\n".join(head + lines) + "\n"
-
-
 def write_toml(path: Path, settings: EdgeSettings) -> Path:
     """Write settings as an edge.toml (what `bocage edge run --config` reads)."""
-    path.write_text(to_toml(msgspec.to_builtins(settings)))
+    path.write_text(dumps(settings))
     return path
 
 

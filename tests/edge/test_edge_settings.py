@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
-from edge_helpers import make_settings, to_toml
+from edge_helpers import make_settings
 
 from bocage.core.errors import ConfigError
 from bocage.core.register import SENSOR_KINDS
-from bocage.core.settings import load
+from bocage.core.settings import dumps, load
 from bocage.edge.settings import EdgeSettings
 
 MINIMAL = """
@@ -113,7 +112,7 @@ def test_datacenter_sections_in_the_environment_are_ignored(tmp_path: Path) -> N
 
 def test_settings_round_trip_through_toml(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, "nats://127.0.0.1:4222", filters={"power": {"deadband": 5}})
-    path = write(tmp_path, to_toml(msgspec.to_builtins(settings)))
+    path = write(tmp_path, dumps(settings))
     assert load(EdgeSettings, path, environ={}) == settings
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
@@ -12,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
 import bocage_native
 from bocage.core import subjects
 from bocage.core.register import Gateway, Register, Sensor, Territory
+from bocage.core.settings import dumps
 
 HERE = Path(__file__).resolve().parent
 TERRITORY = "35238"
@@ -109,26 +108,9 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def toml_value(value: Any) -> str:
-    """A TOML inline value (strings, numbers, booleans, lists, tables; None is left out)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = (f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None)
-        return "{" + ", ".join(items) + "}"
-    raise TypeError(f"no TOML for {value!r}")
-
-
 def write_settings(path: Path, sections: dict[str, Any]) -> Path:
-    """A settings file with one line per top-level key (sections as inline tables)."""
-    lines = [f"{key} = {toml_value(msgspec.to_builtins(value))}" for key, value in sections.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """A datacenter settings file (TOML) with these sections."""
+    path.write_text(dumps(sections), encoding="utf-8")
     return path
 
 

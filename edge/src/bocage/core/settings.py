@@ -76,6 +76,22 @@ def convert(data: Mapping[str, Any], cls: type[T], *, source: str | None = None)
         raise ConfigError(reason, field=field, source=source) from None
 
 
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def dumps(settings: object) -> str:
+    """TOML text of a settings object (or plain data) that :func:`load` reads back.
+
+    ``None`` values are left out (TOML has no null: an absent key means the default).
+    """
+    return msgspec.toml.encode(_without_none(msgspec.to_builtins(settings))).decode()
+
+
 def load(
     cls: type[T],
     path: str | Path | None = None,

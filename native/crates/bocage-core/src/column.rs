@@ -160,7 +160,7 @@ pub fn decode_quality(data: &[u8], n: usize) -> Result<Vec<u8>> {
 
 /// `varint(n) || int column`: the format of `encode_timestamps`.
 pub fn encode_timestamps(ts: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + ts.len());
+    let mut out = Vec::with_capacity(16 + 2 * ts.len());
     put_varint(&mut out, ts.len() as u64);
     encode_int_column(ts, &mut out);
     out
@@ -179,7 +179,7 @@ pub fn decode_timestamps(data: &[u8]) -> Result<Vec<i64>> {
 
 /// `varint(n) || value column`: the format of `encode_values`.
 pub fn encode_values(v: ValuesRef<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + v.len());
+    let mut out = Vec::with_capacity(16 + 2 * v.len());
     put_varint(&mut out, v.len() as u64);
     encode_value_column(v, &mut out);
     out

@@ -14,7 +14,7 @@
 //!   to `n`).
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
-use crate::intcodec::{decode_ints, decode_ints_map, encode_ints};
+use crate::intcodec::{decode_ints, decode_ints_map, encode_ints, encode_ints_within};
 
 pub const F_RAW: u8 = 0x40;
 pub const F_CONST: u8 = 0x41;
@@ -35,9 +35,17 @@ const POW10: [f64; MAX_E + 1] = [
 /// The mantissa of `v` at exponent `e`, if `(m as f64) / 10^e` gives `v` back bit for bit.
 #[inline]
 fn mantissa(v: f64, e: usize) -> Option<i64> {
-    let m = round_fast(v * POW10[e]);
+    let p = v * POW10[e];
+    let m = round_fast(p);
     // also refuses NaN
     if m.is_nan() || m.abs() >= 9.2e18 {
+        return None;
+    }
+    // Cheap necessary condition, to skip the division on most failures: if `m / 10^e` rounds
+    // to `v`, then `|m - v 10^e| <= |v| 10^e 2^-53` and the product `p` is within
+    // `|p| 2^-53` of `v 10^e`, so `|m - p| <= |p| 2^-51` at most (2^-44 leaves a wide margin).
+    // Zero and subnormal products fail this test exactly when the full check fails too.
+    if (m - p).abs() > p.abs() * (1.0 / 17592186044416.0) {
         return None;
     }
     let m = m as i64;
@@ -159,18 +167,20 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         // Decimals of very different lengths (e.g. values printed from float32) are cheaper with
         // an exponent per value; otherwise one exponent for all.
         let per_value = e >= 4 && spread * 4 > ks.len();
-        let dec = encode_dec(v, e);
+        // candidates give up as soon as they cannot beat the best so far (`consider` keeps
+        // only a strictly smaller one), which changes no choice
+        let dec = encode_dec(v, e, budget(&best));
         let dec_failed = dec.is_none();
-        if let Some(c) = dec {
+        if let Some(Some(c)) = dec {
             consider(c, &mut best);
         }
         if per_value || dec_failed {
-            if let Some(c) = encode_deck(v) {
+            if let Some(c) = encode_deck(v, budget(&best)) {
                 consider(c, &mut best);
             }
         }
     } else if !ks.is_empty() {
-        if let Some(c) = encode_deck(v) {
+        if let Some(c) = encode_deck(v, budget(&best)) {
             consider(c, &mut best);
         }
     }
@@ -184,7 +194,18 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     }
 }
 
-fn encode_dec(v: &[f64], e: usize) -> Option<Vec<u8>> {
+/// Size a new candidate must stay under to be kept: that of the best one so far.
+fn budget(best: &[u8]) -> usize {
+    if best.is_empty() {
+        usize::MAX
+    } else {
+        best.len()
+    }
+}
+
+/// DEC at exponent `e`: `None` when too many values are exceptions, `Some(None)` when the
+/// column would take `budget` bytes or more.
+fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
     let n = v.len();
     let mut ms = Vec::with_capacity(n);
     let mut exc: Vec<(usize, u64)> = Vec::new();
@@ -214,11 +235,16 @@ fn encode_dec(v: &[f64], e: usize) -> Option<Vec<u8>> {
         out.extend_from_slice(&bits.to_le_bytes());
         last = i;
     }
-    encode_ints(&ms, &mut out);
-    Some(out)
+    let rest = budget.saturating_sub(out.len());
+    if !encode_ints_within(&ms, &mut out, rest) {
+        return Some(None);
+    }
+    Some(Some(out))
 }
 
-fn encode_deck(v: &[f64]) -> Option<Vec<u8>> {
+/// DECK: `None` when too many values are not short decimals, or when the column would take
+/// `budget` bytes or more.
+fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
     let n = v.len();
     let mut ks = Vec::with_capacity(n);
     let mut ms = Vec::with_capacity(n);
@@ -250,8 +276,12 @@ fn encode_deck(v: &[f64]) -> Option<Vec<u8>> {
     out.push(F_DECK);
     put_varint(&mut out, kcol.len() as u64);
     out.extend_from_slice(&kcol);
-    encode_ints(&ms, &mut out);
-    Some(out)
+    // the mantissa column takes a byte at least
+    if out.len() + 1 >= budget {
+        return None;
+    }
+    let rest = budget.saturating_sub(out.len());
+    encode_ints_within(&ms, &mut out, rest).then_some(out)
 }
 
 fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
@@ -405,6 +435,66 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `mantissa` without its early exit: the early exit must never change the answer.
+    fn mantissa_reference(v: f64, e: usize) -> Option<i64> {
+        let m = round_fast(v * POW10[e]);
+        if m.is_nan() || m.abs() >= 9.2e18 {
+            return None;
+        }
+        let m = m as i64;
+        ((m as f64) / POW10[e])
+            .to_bits()
+            .eq(&v.to_bits())
+            .then_some(m)
+    }
+
+    #[test]
+    fn mantissa_early_exit_changes_nothing() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut values = vec![
+            0.0,
+            -0.0,
+            5e-324,
+            -5e-324,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+            12.899999999999999,
+            0.30000000000000004,
+        ];
+        for _ in 0..200_000 {
+            let r = rnd();
+            let v = match r % 4 {
+                // short decimals, and their neighbours one ulp away
+                0 | 1 => {
+                    let k = (rnd() % 19) as usize;
+                    let m = (rnd() % 10u64.pow((rnd() % 18) as u32 + 1)) as f64;
+                    let d = if r & 16 == 0 { m } else { -m } / POW10[k];
+                    match r % 3 {
+                        0 => d,
+                        1 => f64::from_bits(d.to_bits().wrapping_add(1)),
+                        _ => f64::from_bits(d.to_bits().wrapping_sub(1)),
+                    }
+                }
+                2 => f64::from_bits(rnd()),
+                _ => (rnd() % 100_000) as f64 / 7.0,
+            };
+            values.push(v);
+        }
+        for &v in &values {
+            for e in 0..=MAX_E {
+                assert_eq!(mantissa(v, e), mantissa_reference(v, e), "{v:e} at {e}");
+            }
+        }
+    }
 
     fn rt(v: &[f64]) -> usize {
         let mut b = Vec::new();

@@ -13,7 +13,117 @@ pub fn code_lengths(counts: &[u32]) -> Vec<u8> {
 }
 
 /// Like `code_lengths`, none longer than `max_len` (raised if needed to fit the symbols).
+/// While the plain Huffman code is too deep, the counts are halved (keeping them >= 1) and
+/// the code rebuilt. Works in a per-thread scratch space: encoders call this for every
+/// column, and short columns should not pay for a handful of allocations each time.
 pub fn code_lengths_limited(counts: &[u32], max_len: u32) -> Vec<u8> {
+    let mut lens = vec![0u8; counts.len()];
+    let nused = counts.iter().filter(|&&c| c > 0).count();
+    if nused <= 1 {
+        return lens;
+    }
+    let need = 64 - (nused as u64 - 1).leading_zeros();
+    let max_len = max_len.max(need).min(MAX_CODE_LEN);
+    SCRATCH.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let sc = &mut *guard;
+        sc.used.clear();
+        sc.scaled.clear();
+        for (i, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                sc.used.push(i as u32);
+                sc.scaled.push(c as u64);
+            }
+        }
+        loop {
+            huffman_depths(sc);
+            if sc.leaf_depth.iter().all(|&x| x as u32 <= max_len) {
+                for (k, &d) in sc.leaf_depth.iter().enumerate() {
+                    lens[sc.used[k] as usize] = d;
+                }
+                return lens;
+            }
+            for c in sc.scaled.iter_mut() {
+                *c = (*c >> 1).max(1);
+            }
+        }
+    })
+}
+
+#[derive(Default)]
+struct Scratch {
+    /// used symbols, increasing
+    used: Vec<u32>,
+    /// their (scaled) weights
+    scaled: Vec<u64>,
+    /// (weight << 32 | position) of the leaves, sorted
+    keys: Vec<u64>,
+    /// leaf positions sorted by (weight, position)
+    order: Vec<u32>,
+    weight: Vec<u64>,
+    parent: Vec<u32>,
+    depth: Vec<u8>,
+    /// code length of each used symbol (same order as `used`)
+    leaf_depth: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Plain Huffman code lengths of the positive weights `sc.scaled` into `sc.leaf_depth`
+/// (two-queue method on the weights sorted stably, i.e. by (weight, position)).
+fn huffman_depths(sc: &mut Scratch) {
+    let n = sc.scaled.len();
+    let w = &sc.scaled;
+    // sort by (weight, position) as one u64 key: weights come from u32 counts (halving only
+    // lowers them), positions are below 2^32
+    sc.keys.clear();
+    sc.keys
+        .extend(w.iter().enumerate().map(|(i, &x)| (x << 32) | i as u64));
+    sc.keys.sort_unstable();
+    sc.order.clear();
+    sc.order.extend(sc.keys.iter().map(|&k| k as u32));
+    sc.weight.clear();
+    sc.weight.extend(sc.keys.iter().map(|&k| k >> 32));
+    sc.weight.resize(2 * n - 1, 0);
+    sc.parent.clear();
+    sc.parent.resize(2 * n - 1, 0);
+    let weight = &mut sc.weight;
+    let parent = &mut sc.parent;
+    let (mut leaf, mut inner, mut next) = (0usize, n, n);
+    while next < 2 * n - 1 {
+        let mut pick = || {
+            if leaf < n && (inner >= next || weight[leaf] <= weight[inner]) {
+                leaf += 1;
+                leaf - 1
+            } else {
+                inner += 1;
+                inner - 1
+            }
+        };
+        let a = pick();
+        let b = pick();
+        weight[next] = weight[a] + weight[b];
+        parent[a] = next as u32;
+        parent[b] = next as u32;
+        next += 1;
+    }
+    sc.depth.clear();
+    sc.depth.resize(2 * n - 1, 0);
+    for i in (0..2 * n - 2).rev() {
+        sc.depth[i] = sc.depth[parent[i] as usize].saturating_add(1);
+    }
+    sc.leaf_depth.clear();
+    sc.leaf_depth.resize(n, 0);
+    for (k, &i) in sc.order.iter().enumerate() {
+        sc.leaf_depth[i as usize] = sc.depth[k];
+    }
+}
+
+/// Like `code_lengths`, none longer than `max_len` (raised if needed to fit the symbols).
+#[cfg(test)]
+fn code_lengths_limited_reference(counts: &[u32], max_len: u32) -> Vec<u8> {
     let mut lens = vec![0u8; counts.len()];
     let used: Vec<usize> = (0..counts.len()).filter(|&i| counts[i] > 0).collect();
     if used.len() <= 1 {
@@ -37,6 +147,7 @@ pub fn code_lengths_limited(counts: &[u32], max_len: u32) -> Vec<u8> {
 }
 
 /// Plain Huffman code lengths of positive weights (two-queue method on sorted weights).
+#[cfg(test)]
 fn huffman_lengths(w: &[u64]) -> Vec<u8> {
     let n = w.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -300,6 +411,38 @@ mod tests {
             assert_ne!(e, HOLE);
             br.consume(e & 0xff);
             assert_eq!(dec.syms[(e >> 8) as usize] as usize, s);
+        }
+    }
+
+    #[test]
+    fn limited_lengths_match_reference() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let n = 1 + (rnd() % 300) as usize;
+            let skew = (rnd() % 40) as u32;
+            let counts: Vec<u32> = (0..n)
+                .map(|_| {
+                    let r = rnd();
+                    if r % 4 == 0 {
+                        0
+                    } else {
+                        ((r >> 8) % (1u64 << (1 + (r >> 40) as u32 % skew.max(1)))) as u32
+                    }
+                })
+                .collect();
+            for max_len in [1, 5, 9, 12] {
+                assert_eq!(
+                    code_lengths_limited(&counts, max_len),
+                    code_lengths_limited_reference(&counts, max_len),
+                    "round {round}"
+                );
+            }
         }
     }
 }

@@ -34,6 +34,8 @@ const R_HUFF: u8 = 2;
 const R_SPARSE: u8 = 3;
 /// Not a PIPE method bit pattern: selects the `I_RPIPE` tag.
 const R_RHUFF: u8 = 4;
+/// Not a method: the residuals would take at least the budget given (nothing written).
+const R_ABORT: u8 = 0xff;
 const MAX_M: u32 = 7;
 
 /// Alphabet size of the bins at precision `m`.
@@ -118,32 +120,51 @@ fn choose_order(v: &[i64]) -> usize {
 }
 
 pub fn encode_ints(v: &[i64], out: &mut Vec<u8>) {
+    encode_ints_within(v, out, usize::MAX);
+}
+
+/// Like `encode_ints`, but may give up (leaving `out` as it was, returning `false`) once the
+/// column is known to take `budget` bytes or more: callers that only keep a candidate smaller
+/// than their best so far skip the rest of the work. When it returns `true` the bytes are
+/// those `encode_ints` writes (which may still be `budget` bytes or more).
+pub fn encode_ints_within(v: &[i64], out: &mut Vec<u8>, budget: usize) -> bool {
     let n = v.len();
     if n == 0 {
         out.push(I_RAW);
-        return;
+        return true;
     }
     if v.iter().all(|&x| x == v[0]) {
         out.push(I_CONST);
         put_varint(out, zigzag(v[0]));
-        return;
+        return true;
     }
     let d = choose_order(v);
     let start = out.len();
+    // the column is never larger than RAW: only a budget below that size can be exceeded
+    let budget = if budget <= 1 + 8 * n {
+        budget
+    } else {
+        usize::MAX
+    };
     out.push(I_PIPE | ((d as u8) << 2));
+    let rest = |out: &Vec<u8>| budget.saturating_sub(out.len() - start);
     let method = match d {
-        0 => encode_residuals(v, out),
+        0 => encode_residuals(v, out, rest(out)),
         1 => {
             put_varint(out, zigzag(v[0]));
-            encode_residuals(&diffs(v), out)
+            encode_residuals(&diffs(v), out, rest(out))
         }
         _ => {
             let d1 = diffs(v);
             put_varint(out, zigzag(v[0]));
             put_varint(out, zigzag(d1[0]));
-            encode_residuals(&diffs(&d1), out)
+            encode_residuals(&diffs(&d1), out, rest(out))
         }
     };
+    if method == R_ABORT {
+        out.truncate(start);
+        return false;
+    }
     if method == R_RHUFF {
         out[start] = I_RPIPE | d as u8;
     } else {
@@ -157,6 +178,7 @@ pub fn encode_ints(v: &[i64], out: &mut Vec<u8>) {
             out.extend_from_slice(&x.to_le_bytes());
         }
     }
+    true
 }
 
 /// Residuals coded by HUFF are spread over this many interleaved bit streams (value `i` in
@@ -201,11 +223,22 @@ fn top_precision(k: usize) -> u32 {
 }
 
 /// Writes the residual payload, returns the method.
-fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
+fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     let start = out.len();
-    let method = encode_residuals_basic(r, out);
+    // From 1024 residuals RHUFF may win: the lower bound must hold for it too. When it is
+    // tried (and the residuals are not all equal) its tokens include values and runs, so
+    // every token takes a bit at least, after the centre, the precision and the table.
+    let rhuff_min = if r.len() >= 1024 && budget != usize::MAX {
+        match rhuff_tokens(r, centre(r)) {
+            Some(tokens) => 3 + tokens.div_ceil(8),
+            None => usize::MAX,
+        }
+    } else {
+        usize::MAX
+    };
+    let method = encode_residuals_basic(r, out, budget, rhuff_min);
     // runs pay for their larger table on long columns only; short ones have SPARSE
-    if method == R_CONST || r.len() < 1024 {
+    if method == R_CONST || method == R_ABORT || r.len() < 1024 {
         return method;
     }
     match encode_rhuff(r) {
@@ -216,6 +249,32 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>) -> u8 {
         }
         _ => method,
     }
+}
+
+/// (residuals equal to the centre `c`, maximal runs of them).
+fn centre_runs(r: &[i64], c: i64) -> (usize, usize) {
+    let mut on_centre = 0usize;
+    let mut run_starts = 0usize;
+    let mut prev_on = false;
+    for &x in r {
+        let on = x == c;
+        on_centre += on as usize;
+        run_starts += (on && !prev_on) as usize;
+        prev_on = on;
+    }
+    (on_centre, run_starts)
+}
+
+/// Tokens of RHUFF around the centre `c` (values off the centre plus runs of it), or `None`
+/// when RHUFF is not worth trying: only when many residuals sit on the centre in long runs
+/// (a lone centre value already costs HUFF about a bit).
+fn rhuff_tokens(r: &[i64], c: i64) -> Option<usize> {
+    let k = r.len();
+    let (on_centre, run_starts) = centre_runs(r, c);
+    if on_centre * 3 < k || on_centre < 4 * run_starts {
+        return None;
+    }
+    Some(k - on_centre + run_starts)
 }
 
 /// Sample median of the residuals: the centre of HUFF, SPARSE and RHUFF.
@@ -237,24 +296,15 @@ fn centre(r: &[i64]) -> i64 {
 fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
     let k = r.len();
     let c = centre(r);
-    // worth it only when many residuals sit on the centre in long runs: a lone centre value
-    // already costs HUFF about a bit
-    let mut on_centre = 0usize;
-    let mut run_starts = 0usize;
-    let mut prev_on = false;
-    for &x in r {
-        let on = x == c;
-        on_centre += on as usize;
-        run_starts += (on && !prev_on) as usize;
-        prev_on = on;
-    }
+    let (on_centre, run_starts) = centre_runs(r, c);
     if on_centre * 3 < k || on_centre < 4 * run_starts {
         return None;
     }
     let top_m = top_precision(k - on_centre + 1);
     // tokens: (z, run?) where z is zigzag(r - c) for values and the run length for runs
     let mut tokens: Vec<(u64, bool)> = Vec::with_capacity(k - on_centre + (k - on_centre) + 1);
-    let mut hist = vec![0u32; alphabet(top_m)];
+    let mut hist = take_hist(alphabet(top_m));
+    let mut top_bin = 0u32;
     let mut runs = [0u32; 64];
     let mut i = 0;
     while i < k {
@@ -270,16 +320,13 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
         } else {
             let z = zigzag(r[i].wrapping_sub(c));
             tokens.push((z, false));
-            hist[bin_of(z, top_m).0 as usize] += 1;
+            let b = bin_of(z, top_m).0;
+            top_bin = top_bin.max(b);
+            hist[b as usize] += 1;
             i += 1;
         }
     }
-    let used: Vec<(u32, u32)> = hist
-        .iter()
-        .enumerate()
-        .filter(|(_, &n)| n > 0)
-        .map(|(s, &n)| (s as u32, n))
-        .collect();
+    let used = drain_hist(hist, top_bin, k - on_centre);
     let run_syms: Vec<(u32, u32)> = runs
         .iter()
         .enumerate()
@@ -371,8 +418,39 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+thread_local! {
+    /// A zeroed histogram kept between calls: the largest alphabet is 7,424 counters, which
+    /// short columns should not allocate and clear each time.
+    static HIST: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A zeroed histogram of at least `size` counters (from the thread's cache when possible).
+fn take_hist(size: usize) -> Vec<u32> {
+    let mut h = HIST.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    if h.len() < size {
+        h.resize(size, 0);
+    }
+    h
+}
+
+/// The used bins of `hist` (all at most `top_bin`) in increasing order with their counts;
+/// zeroes them and returns the histogram to the thread's cache.
+fn drain_hist(mut hist: Vec<u32>, top_bin: u32, values: usize) -> Vec<(u32, u32)> {
+    let mut used = Vec::with_capacity(values.min(top_bin as usize + 1));
+    for (s, c) in hist[..=top_bin as usize].iter_mut().enumerate() {
+        if *c > 0 {
+            used.push((s as u32, *c));
+            *c = 0;
+        }
+    }
+    HIST.with(|c| *c.borrow_mut() = hist);
+    used
+}
+
 /// Writes the residual payload of CONST, PACK, SPARSE or HUFF, returns the method.
-fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
+/// With a `budget`, returns `R_ABORT` (writing nothing) when the payload is known to take at
+/// least `budget` bytes, and so would any alternative coding whose lower bound is `alt_min`.
+fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: usize) -> u8 {
     let k = r.len();
     let step = (k / 64).max(1);
     let mut sample = [0i64; 64];
@@ -383,15 +461,20 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
     }
     let c = median_of(&mut sample[..ns]);
     let top_m = top_precision(k);
-    let mut hist = vec![0u32; alphabet(top_m)];
+    let mut hist = take_hist(alphabet(top_m));
     let (mut lo, mut hi) = (r[0], r[0]);
     let mut exceptions = 0usize;
+    let mut top_bin = 0u32;
     for &x in r {
         lo = lo.min(x);
         hi = hi.max(x);
         exceptions += (x != c) as usize;
-        hist[bin_of(zigzag(x.wrapping_sub(c)), top_m).0 as usize] += 1;
+        let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
+        top_bin = top_bin.max(b);
+        hist[b as usize] += 1;
     }
+    // Huffman: the used bins and their counts (the histogram goes back clean to its cache)
+    let used = drain_hist(hist, top_bin, k);
     if lo == hi {
         put_varint(out, zigzag(lo));
         return R_CONST;
@@ -411,29 +494,51 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
     } else {
         usize::MAX
     };
+    // Lower bound of the payload: residuals that are not all equal take at least a bit each
+    // in HUFF (two bins or more: codes of >= 1 bit; one bin: >= 1 extra bit) and in PACK.
+    if budget != usize::MAX {
+        let huff_min = varint_len(zigzag(c)) + 2 + k.div_ceil(8);
+        if pack_size.min(sparse_size).min(huff_min).min(alt_min) >= budget {
+            return R_ABORT;
+        }
+    }
 
     // Huffman: estimate every precision from the entropy of its bins, build the best one.
-    let used: Vec<(u32, u32)> = hist
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c > 0)
-        .map(|(s, &c)| (s as u32, c))
-        .collect();
     let kf = k as f64;
-    let _ = kf;
-    let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
-    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(used.len());
-    for m in 0..=top_m {
-        merged.clear();
-        let mut extra: u64 = 0;
-        for &(s, cnt) in &used {
-            let (b, e) = bin_of(bin_base(s, top_m).0, m);
-            extra += e as u64 * cnt as u64;
-            match merged.last_mut() {
-                Some(last) if last.0 == b => last.1 += cnt,
-                _ => merged.push((b, cnt)),
+    // bins and counts at every precision, coarsest from the next finer one (bins nest: a bin
+    // at precision m + 1 lies within one bin at precision m), with the extra bits they cost
+    // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
+    let mut flat: Vec<(u32, u32)> = used;
+    let mut span = [(0usize, 0usize); MAX_M as usize + 1];
+    let mut extras = [0u64; MAX_M as usize + 1];
+    span[top_m as usize] = (0, flat.len());
+    for m in (0..=top_m).rev() {
+        if m < top_m {
+            let (a, b) = span[m as usize + 1];
+            let start = flat.len();
+            for i in a..b {
+                let (s, cnt) = flat[i];
+                let bin = bin_of(bin_base(s, m + 1).0, m).0;
+                if flat.len() > start && flat[flat.len() - 1].0 == bin {
+                    let last = flat.len() - 1;
+                    flat[last].1 += cnt;
+                } else {
+                    flat.push((bin, cnt));
+                }
             }
+            span[m as usize] = (start, flat.len());
         }
+        let (a, b) = span[m as usize];
+        extras[m as usize] = flat[a..b]
+            .iter()
+            .map(|&(bin, cnt)| bin_base(bin, m).1 as u64 * cnt as u64)
+            .sum();
+    }
+    let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
+    let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
+    for m in 0..=top_m {
+        let merged = level(m);
+        let extra = extras[m as usize];
         let lk = log2_int(k as u32);
         let h: f64 = merged
             .iter()
@@ -456,21 +561,11 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
     type Candidate = (usize, u32, Vec<u32>, Vec<u8>, u64, Vec<u8>);
     let mut chosen: Option<Candidate> = None;
     for &(_, m) in ests.iter().take(tries) {
-        merged.clear();
-        for &(s, cnt) in &used {
-            let (b, _) = bin_of(bin_base(s, top_m).0, m);
-            match merged.last_mut() {
-                Some(last) if last.0 == b => last.1 += cnt,
-                _ => merged.push((b, cnt)),
-            }
-        }
+        let merged = level(m);
         let syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
         let counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
         let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-        let mut bits: u64 = huffman::coded_bits(&counts, &lens);
-        for &(s, cnt) in &used {
-            bits += bin_of(bin_base(s, top_m).0, m).1 as u64 * cnt as u64;
-        }
+        let bits: u64 = huffman::coded_bits(&counts, &lens) + extras[m as usize];
         let mut table = Vec::new();
         huffman::write_table(&syms, &lens, &mut table);
         // several streams each end on a byte boundary and the first ones carry their length
@@ -490,11 +585,12 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
     put_varint(out, zigzag(c));
     out.push(m as u8);
     out.extend_from_slice(&table);
-    // code of every bin of the alphabet at precision m (only used bins are looked up)
     let codes = huffman::canonical_codes(&lens);
-    let mut lut = vec![(0u32, 0u8); alphabet(m)];
+    // code of each bin, indexed by bin - first used bin (only used bins are looked up)
+    let first = syms[0];
+    let mut lut = vec![(0u32, 0u8); (syms[syms.len() - 1] - first) as usize + 1];
     for (i, &s) in syms.iter().enumerate() {
-        lut[s as usize] = codes[i];
+        lut[(s - first) as usize] = codes[i];
     }
     let mut writers: Vec<BitWriter> = (0..ns)
         .map(|_| BitWriter::new(Vec::with_capacity((bits / 8) as usize / ns + 16)))
@@ -503,7 +599,7 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>) -> u8 {
         for (bw, &x) in writers.iter_mut().zip(chunk) {
             let z = zigzag(x.wrapping_sub(c));
             let (b, e) = bin_of(z, m);
-            let (code, l) = lut[b as usize];
+            let (code, l) = lut[(b - first) as usize];
             let l = l as u32;
             if l + e <= 57 {
                 let extra = z & ((1u64 << e) - 1);
@@ -925,6 +1021,52 @@ fn huff_streams(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `encode_ints_within` gives up only on columns of at least `budget` bytes, and
+    /// otherwise writes exactly what `encode_ints` writes.
+    #[test]
+    fn budget_only_drops_columns_that_cannot_fit() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..4000 {
+            let n = 1 + (rnd() % if round % 4 == 0 { 6000 } else { 1100 }) as usize;
+            let spread = 1 + rnd() % (1 << (rnd() % 40));
+            let repeat = rnd() % 4;
+            let mut v = Vec::with_capacity(n);
+            let mut cur = (rnd() % 1_000_000) as i64;
+            for _ in 0..n {
+                if rnd() % 4 >= repeat {
+                    cur = cur.wrapping_add((rnd() % spread) as i64 - (spread / 2) as i64);
+                }
+                v.push(cur);
+            }
+            let mut full = vec![0xaa];
+            encode_ints(&v, &mut full);
+            let size = full.len() - 1;
+            for budget in [
+                0,
+                1,
+                size / 2,
+                size.saturating_sub(1),
+                size,
+                size + 1,
+                1 << 30,
+            ] {
+                let mut out = vec![0xaa];
+                if encode_ints_within(&v, &mut out, budget) {
+                    assert_eq!(out, full, "round {round} budget {budget}");
+                } else {
+                    assert_eq!(out, [0xaa], "round {round}");
+                    assert!(size >= budget, "round {round}: {size} < {budget}");
+                }
+            }
+        }
+    }
 
     fn rt(v: &[i64]) -> usize {
         let mut b = Vec::new();

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import bocage_native
 from bocage.core import subjects
 from bocage.core.register import Gateway, Register, Sensor, Territory
 from bocage.core.settings import dumps
+from bocage.store import ReadingsBatch
 
 HERE = Path(__file__).resolve().parent
 TERRITORY = "35238"
@@ -106,6 +107,26 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def readings_batch(frames: Iterable[bocage_native.Frame]) -> ReadingsBatch:
+    """The rows ingest would insert for these decoded frames (730-day retention)."""
+    batch = ReadingsBatch()
+    for frame in frames:
+        cols = frame.columns()
+        batch.add_frame(
+            territory=frame.territory,
+            gateway=frame.gateway,
+            frame_id=frame.frame_id,
+            sensors=[s.sensor for s in frame.series],
+            metrics=[s.metric for s in frame.series],
+            retention_days=[730] * len(frame.series),
+            series_index=cols["series_index"],
+            timestamps=cols["timestamps"],
+            values=cols["values"],
+            quality=cols["quality"],
+        )
+    return batch
 
 
 def write_settings(path: Path, sections: dict[str, Any]) -> Path:

@@ -15,6 +15,7 @@ from ingest_helpers import (
     make_frame,
     now_ms,
     publish_frame,
+    readings_batch,
 )
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
@@ -24,7 +25,7 @@ import bocage_native
 from bocage.core import events, subjects
 from bocage.core.register import Gateway, Register, Sensor, Territory
 from bocage.ingest import Ingestor, IngestSettings, quarantine
-from bocage.store import ReadingsBatch, Store
+from bocage.store import Store
 
 FAST = IngestSettings(
     batch_age_s=0.1, fetch_timeout_s=0.2, retry_initial_s=0.05, retry_max_s=0.5, ack_wait_s=5
@@ -143,22 +144,7 @@ async def test_crash_between_insert_and_ack_does_not_duplicate(
     for data in frames:
         await publish_frame(js, data)
     # What the crashed process wrote: the readings (and, same INSERT, the ledger) of frames 1-4
-    batch = ReadingsBatch()
-    for data in frames[:4]:
-        frame = bocage_native.decode_frame(data)
-        cols = frame.columns()
-        batch.add_frame(
-            territory=frame.territory,
-            gateway=frame.gateway,
-            frame_id=frame.frame_id,
-            sensors=[s.sensor for s in frame.series],
-            metrics=[s.metric for s in frame.series],
-            retention_days=[730] * len(frame.series),
-            series_index=cols["series_index"],
-            timestamps=cols["timestamps"],
-            values=cols["values"],
-            quality=cols["quality"],
-        )
+    batch = readings_batch(bocage_native.decode_frame(data) for data in frames[:4])
     store.insert_readings(batch.to_arrow(), dedup_token="crashed-batch")
     # ...and the worst case: it died after the readings part, before the parts the views
     # derive from it (here: the hourly rollup and the ledger of every frame)

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import numpy as np
-from ingest_helpers import TERRITORY, eventually, now_ms, publish_frame
+from ingest_helpers import TERRITORY, eventually, now_ms, publish_frame, readings_batch
 from litestar.testing import AsyncTestClient
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
@@ -22,7 +22,7 @@ from bocage.api import ApiSettings, create_app
 from bocage.core import subjects
 from bocage.core.register import Register
 from bocage.ingest import Ingestor, IngestSettings
-from bocage.store import FrameReadings, ReadingsBatch, Store, merged_sketch, sketch_table
+from bocage.store import FrameReadings, Store, merged_sketch, sketch_table
 
 FAST = IngestSettings(
     batch_age_s=0.1, fetch_timeout_s=0.2, retry_initial_s=0.05, retry_max_s=0.5, ack_wait_s=5
@@ -216,21 +216,7 @@ async def test_redelivery_after_a_crash_completes_sketches_without_doubling(
     for data in frames:
         await publish_frame(js, data)
     decoded = [bocage_native.decode_frame(d) for d in frames]
-    batch = ReadingsBatch()
-    for frame in decoded[:4]:
-        cols = frame.columns()
-        batch.add_frame(
-            territory=frame.territory,
-            gateway=frame.gateway,
-            frame_id=frame.frame_id,
-            sensors=[s.sensor for s in frame.series],
-            metrics=[s.metric for s in frame.series],
-            retention_days=[730] * len(frame.series),
-            series_index=cols["series_index"],
-            timestamps=cols["timestamps"],
-            values=cols["values"],
-            quality=cols["quality"],
-        )
+    batch = readings_batch(decoded[:4])
     store.insert_readings(batch.to_arrow(), dedup_token="crashed-batch")
     store.insert_sketches(sketch_table([_readings(f) for f in decoded[:2]]))
     ingestor = Ingestor(

@@ -34,20 +34,45 @@ pub struct AggOut {
     pub increase: Vec<f64>,
 }
 
+/// A vector of capacity `n`; on Linux, when large, its pages are asked to be transparent huge
+/// pages (`madvise(MADV_HUGEPAGE)`, a hint only): the output columns are fresh memory written
+/// once, and with 4 KiB pages the page faults cost about as much as computing them.
+fn out_vec<T>(n: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = v.capacity() * std::mem::size_of::<T>();
+        if bytes >= 2 * HUGE {
+            let p = v.as_ptr() as usize;
+            let start = (p + HUGE - 1) & !(HUGE - 1);
+            let end = (p + bytes) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: [start, end) lies inside the vector's allocation; MADV_HUGEPAGE
+                // only changes how the kernel backs those pages, never their contents.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
+}
+
 impl AggOut {
     fn with_capacity(n: usize) -> Self {
         AggOut {
-            series: Vec::with_capacity(n),
-            window_start: Vec::with_capacity(n),
-            count: Vec::with_capacity(n),
-            sum: Vec::with_capacity(n),
-            min: Vec::with_capacity(n),
-            max: Vec::with_capacity(n),
-            mean: Vec::with_capacity(n),
-            first: Vec::with_capacity(n),
-            last: Vec::with_capacity(n),
-            time_weighted_mean: Vec::with_capacity(n),
-            increase: Vec::with_capacity(n),
+            series: out_vec(n),
+            window_start: out_vec(n),
+            count: out_vec(n),
+            sum: out_vec(n),
+            min: out_vec(n),
+            max: out_vec(n),
+            mean: out_vec(n),
+            first: out_vec(n),
+            last: out_vec(n),
+            time_weighted_mean: out_vec(n),
+            increase: out_vec(n),
         }
     }
     pub fn len(&self) -> usize {
@@ -132,7 +157,13 @@ pub fn aggregate(
         1
     };
     if threads > 1 && windows_bound(series, timestamps, window_ms).is_some_and(|b| b * 4 > n) {
-        // about as many windows as rows: the output dominates, and splitting it costs a copy
+        // about as many windows as rows: the output dominates; count the windows first so
+        // that each thread writes its windows in place instead of into its own columns
+        if let Some(out) =
+            aggregate_sorted_in_place(series, timestamps, values, window_ms, threads)?
+        {
+            return Ok(out);
+        }
         threads = 1;
     }
     // Rows usually come sorted by (series, time): aggregate them as they are, in chunks cut at
@@ -298,6 +329,167 @@ fn concat(mut outs: Vec<AggOut>) -> AggOut {
         all.increase.extend(o.increase);
     }
     all
+}
+
+/// Where `aggregate_series` puts a finished window.
+trait Sink {
+    fn put(&mut self, acc: &Acc, w: i64);
+}
+
+impl Sink for AggOut {
+    #[inline]
+    fn put(&mut self, acc: &Acc, w: i64) {
+        acc.flush(w, self);
+    }
+}
+
+/// Writes windows at rows `at..end` of preallocated columns.
+struct InPlace {
+    o: OutPtrs,
+    at: usize,
+    end: usize,
+}
+
+impl Sink for InPlace {
+    #[inline]
+    fn put(&mut self, acc: &Acc, w: i64) {
+        assert!(self.at < self.end, "more windows than counted");
+        // SAFETY: `at < end`, and the range `at..end` is within the columns' capacity and
+        // written by this sink only
+        unsafe { acc.flush_at(w, self.o, self.at) };
+        self.at += 1;
+    }
+}
+
+/// The exact number of windows `aggregate_series` makes from rows sorted by (series, time);
+/// `None` if some series goes back in time.
+fn count_windows_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Result<Option<usize>> {
+    let n = series.len();
+    let mut count = 0usize;
+    let mut start = 0;
+    while start < n {
+        let sid = series[start];
+        let mut end = start + 1;
+        while end < n && series[end] == sid {
+            end += 1;
+        }
+        if ts[start..end].windows(2).any(|p| p[1] < p[0]) {
+            return Ok(None);
+        }
+        let mut win_end = i128::MIN;
+        for j in start..end {
+            if vs[j].is_nan() {
+                continue;
+            }
+            let t = ts[j];
+            if (t as i128) >= win_end {
+                win_end = window_of(t, w)? as i128 + w as i128;
+                count += 1;
+            }
+        }
+        start = end;
+    }
+    Ok(Some(count))
+}
+
+/// Rows sorted by (series, time) with about as many windows as rows, on several threads: the
+/// windows of each chunk (cut at series boundaries) are counted, then each chunk writes its
+/// windows at their final rows of one set of columns. `None` if the rows are not sorted.
+fn aggregate_sorted_in_place(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    threads: usize,
+) -> Result<Option<AggOut>> {
+    let n = series.len();
+    let cuts = chunk_cuts(series, threads);
+    let chunks = cuts.len() - 1;
+    if (1..chunks).any(|c| series[cuts[c] - 1] >= series[cuts[c]]) {
+        return Ok(None);
+    }
+    let counts: Vec<Result<Option<usize>>> = parallel_chunks(&cuts, |a, b| {
+        count_windows_sorted(&series[a..b], &ts[a..b], &vs[a..b], w)
+    });
+    let mut offsets = vec![0usize];
+    for c in counts {
+        match c? {
+            Some(k) => offsets.push(offsets.last().unwrap() + k),
+            None => return Ok(None),
+        }
+    }
+    let total = *offsets.last().unwrap();
+    let mut out = AggOut::with_capacity(total);
+    let o = OutPtrs::of(&mut out);
+    let written: Vec<Result<bool>> = parallel_chunks(&cuts, |a, b| {
+        let c = cuts.partition_point(|&x| x < a);
+        let mut sink = InPlace {
+            o,
+            at: offsets[c],
+            end: offsets[c + 1],
+        };
+        let mut start = a;
+        while start < b {
+            let sid = series[start];
+            let mut end = start + 1;
+            while end < b && series[end] == sid {
+                end += 1;
+            }
+            if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, &mut sink)? {
+                return Ok(false);
+            }
+            start = end;
+        }
+        Ok(sink.at == sink.end)
+    });
+    for r in written {
+        if !r? {
+            return Err(Error::invalid("aggregation: window count mismatch"));
+        }
+    }
+    debug_assert!(n >= total);
+    // SAFETY: every chunk `c` wrote all the rows `offsets[c]..offsets[c + 1]` (checked just
+    // above), and these ranges tile `0..total`.
+    unsafe {
+        out.series.set_len(total);
+        out.window_start.set_len(total);
+        out.count.set_len(total);
+        out.sum.set_len(total);
+        out.min.set_len(total);
+        out.max.set_len(total);
+        out.mean.set_len(total);
+        out.first.set_len(total);
+        out.last.set_len(total);
+        out.time_weighted_mean.set_len(total);
+        out.increase.set_len(total);
+    }
+    Ok(Some(out))
+}
+
+/// Runs `f(cut[i], cut[i + 1])` for every chunk, on scoped threads when there are several.
+fn parallel_chunks<T: Send, F>(cuts: &[usize], f: F) -> Vec<T>
+where
+    F: Fn(usize, usize) -> T + Sync,
+{
+    if cuts.len() <= 2 {
+        return vec![f(cuts[0], cuts[cuts.len() - 1])];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .skip(1)
+            .map(|c| {
+                let f = &f;
+                let (a, b) = (c[0], c[1]);
+                scope.spawn(move || f(a, b))
+            })
+            .collect();
+        let mut res = vec![f(cuts[0], cuts[1])];
+        for h in handles {
+            res.push(h.join().expect("aggregation worker panicked"));
+        }
+        res
+    })
 }
 
 /// Aggregates rows already sorted by (series, time); `None` as soon as a row is out of order.
@@ -467,11 +659,74 @@ fn dense_ids(series: &[i64], dense: &mut Vec<u32>) -> Vec<i64> {
     ids
 }
 
-type StreamingPart = Result<Option<(AggOut, Vec<u32>)>>;
+/// Raw pointers to the output columns, written at disjoint rows by several threads.
+#[derive(Clone, Copy)]
+struct OutPtrs {
+    series: *mut i64,
+    window_start: *mut i64,
+    count: *mut i64,
+    sum: *mut f64,
+    min: *mut f64,
+    max: *mut f64,
+    mean: *mut f64,
+    first: *mut f64,
+    last: *mut f64,
+    time_weighted_mean: *mut f64,
+    increase: *mut f64,
+}
 
-/// Rows whose series are interleaved but each in time order (an ingest batch): one pass with
-/// a running window per series, then the output put in (series, window) order. `None` if some
-/// series goes back in time.
+// SAFETY: every thread writes rows no other thread writes (the rows of its own series).
+unsafe impl Send for OutPtrs {}
+unsafe impl Sync for OutPtrs {}
+
+impl OutPtrs {
+    fn of(out: &mut AggOut) -> Self {
+        OutPtrs {
+            series: out.series.as_mut_ptr(),
+            window_start: out.window_start.as_mut_ptr(),
+            count: out.count.as_mut_ptr(),
+            sum: out.sum.as_mut_ptr(),
+            min: out.min.as_mut_ptr(),
+            max: out.max.as_mut_ptr(),
+            mean: out.mean.as_mut_ptr(),
+            first: out.first.as_mut_ptr(),
+            last: out.last.as_mut_ptr(),
+            time_weighted_mean: out.time_weighted_mean.as_mut_ptr(),
+            increase: out.increase.as_mut_ptr(),
+        }
+    }
+}
+
+impl Acc {
+    /// `flush` writing row `at` in place.
+    ///
+    /// # Safety
+    /// `at` is below the capacity of every column behind `o`, and no other thread writes it.
+    #[inline]
+    unsafe fn flush_at(&self, w: i64, o: OutPtrs, at: usize) {
+        let tw_num = self.tw_num + self.last * (w - (self.last_t - self.ws)) as f64;
+        let span = (w - (self.first_t - self.ws)) as f64;
+        unsafe {
+            o.series.add(at).write(self.series);
+            o.window_start.add(at).write(self.ws);
+            o.count.add(at).write(self.count);
+            o.sum.add(at).write(self.sum);
+            o.min.add(at).write(self.min);
+            o.max.add(at).write(self.max);
+            o.mean.add(at).write(self.sum / self.count as f64);
+            o.first.add(at).write(self.first);
+            o.last.add(at).write(self.last);
+            o.time_weighted_mean
+                .add(at)
+                .write(if span > 0.0 { tw_num / span } else { self.last });
+            o.increase.add(at).write(self.inc);
+        }
+    }
+}
+
+/// Rows whose series are interleaved but each in time order (an ingest batch), second pass:
+/// a running window per series (those whose number is `part` modulo `parts`), each window
+/// written at its final row, `pos[k]` being the first output row of series number `k`.
 #[allow(clippy::too_many_arguments)]
 fn streaming_part(
     series: &[i64],
@@ -480,14 +735,15 @@ fn streaming_part(
     w: i64,
     numbering: &Numbering,
     ids: &[i64],
+    mut pos: Vec<usize>,
+    out: OutPtrs,
     part: usize,
     parts: usize,
-) -> StreamingPart {
+) -> Result<()> {
     struct State {
         acc: Acc,
         win_end: i128,
         prev: f64,
-        last_t: i64,
         open: bool,
     }
     let mut st: Vec<State> = ids
@@ -509,27 +765,20 @@ fn streaming_part(
             },
             win_end: i128::MIN,
             prev: f64::NAN,
-            last_t: i64::MIN,
             open: false,
         })
         .collect();
-    let mut out = AggOut::with_capacity(0);
-    let mut owner: Vec<u32> = Vec::new();
     for i in 0..series.len() {
         let k = numbering.of(series[i]) as usize;
         if k % parts != part {
             continue;
         }
-        let s = &mut st[k];
-        let t = ts[i];
-        if t < s.last_t {
-            return Ok(None);
-        }
-        s.last_t = t;
         let v = vs[i];
         if v.is_nan() {
             continue;
         }
+        let t = ts[i];
+        let s = &mut st[k];
         let step = if s.prev.is_nan() {
             0.0
         } else {
@@ -543,8 +792,10 @@ fn streaming_part(
         s.prev = v;
         if !s.open || (t as i128) >= s.win_end {
             if s.open {
-                s.acc.flush(w, &mut out);
-                owner.push(k as u32);
+                // SAFETY: the first pass counted this series' windows; `pos[k]` stays below
+                // the end of its rows, which only this thread writes
+                unsafe { s.acc.flush_at(w, out, pos[k]) };
+                pos[k] += 1;
             }
             let ws = window_of(t, w)?;
             s.win_end = ws as i128 + w as i128;
@@ -574,13 +825,17 @@ fn streaming_part(
     }
     for (k, s) in st.iter().enumerate() {
         if s.open && k % parts == part {
-            s.acc.flush(w, &mut out);
-            owner.push(k as u32);
+            // SAFETY: as above
+            unsafe { s.acc.flush_at(w, out, pos[k]) };
         }
     }
-    Ok(Some((out, owner)))
+    Ok(())
 }
 
+/// Rows whose series are interleaved but each in time order (an ingest batch). A first pass
+/// checks the order and counts each series' windows, which places every window at its final
+/// output row; a second pass (split over threads by series) runs a window per series and
+/// writes each one there. `None` if some series goes back in time.
 fn aggregate_streaming(
     series: &[i64],
     ts: &[i64],
@@ -590,22 +845,59 @@ fn aggregate_streaming(
 ) -> Result<Option<AggOut>> {
     let (numbering, ids) = number_series(series);
     let g = ids.len();
+    let mut nwin = vec![0usize; g];
+    let mut win_end = vec![i128::MIN; g];
+    let mut last_t = vec![i64::MIN; g];
+    for i in 0..series.len() {
+        let k = numbering.of(series[i]) as usize;
+        let t = ts[i];
+        if t < last_t[k] {
+            return Ok(None);
+        }
+        last_t[k] = t;
+        if vs[i].is_nan() {
+            continue;
+        }
+        if (t as i128) >= win_end[k] {
+            win_end[k] = window_of(t, w)? as i128 + w as i128;
+            nwin[k] += 1;
+        }
+    }
+    drop((win_end, last_t));
+    let mut pos = vec![0usize; g];
+    let mut total = 0usize;
+    for k in 0..g {
+        pos[k] = total;
+        total += nwin[k];
+    }
+    let mut out = AggOut::with_capacity(total);
+    let ptrs = OutPtrs::of(&mut out);
     let parts = threads.min(g).max(1);
-    // each worker scans every row and keeps the series whose number is its own modulo `parts`
-    let cuts: Vec<usize> = (0..=parts).collect();
-    let results: Vec<StreamingPart> = if parts == 1 {
-        vec![streaming_part(series, ts, vs, w, &numbering, &ids, 0, 1)]
+    let results: Vec<Result<()>> = if parts == 1 {
+        vec![streaming_part(
+            series, ts, vs, w, &numbering, &ids, pos, ptrs, 0, 1,
+        )]
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = cuts[1..parts]
-                .iter()
-                .map(|&p| {
-                    let (numbering, ids) = (&numbering, &ids);
-                    scope.spawn(move || streaming_part(series, ts, vs, w, numbering, ids, p, parts))
+            let handles: Vec<_> = (1..parts)
+                .map(|p| {
+                    let (numbering, ids, pos) = (&numbering, &ids, pos.clone());
+                    scope.spawn(move || {
+                        streaming_part(series, ts, vs, w, numbering, ids, pos, ptrs, p, parts)
+                    })
                 })
                 .collect();
             let mut r = vec![streaming_part(
-                series, ts, vs, w, &numbering, &ids, 0, parts,
+                series,
+                ts,
+                vs,
+                w,
+                &numbering,
+                &ids,
+                pos.clone(),
+                ptrs,
+                0,
+                parts,
             )];
             for h in handles {
                 r.push(
@@ -616,53 +908,31 @@ fn aggregate_streaming(
             r
         })
     };
-    let mut outs = Vec::with_capacity(parts);
-    let mut owner = Vec::new();
     for r in results {
-        match r? {
-            Some((o, own)) => {
-                owner.extend(own);
-                outs.push(o);
-            }
-            None => return Ok(None),
-        }
+        r?;
     }
-    let out = concat(outs);
-    // stable counting sort of the output rows by series number: windows of a series were
-    // flushed in time order already
-    let mut start = vec![0usize; g + 1];
-    for &k in &owner {
-        start[k as usize + 1] += 1;
+    // SAFETY: the second pass wrote every row below `total` of every column: each series
+    // number `k` flushes exactly `nwin[k]` windows (the first pass counted the same events)
+    // at rows `pos[k]..pos[k] + nwin[k]`, and these ranges tile `0..total`.
+    unsafe {
+        out.series.set_len(total);
+        out.window_start.set_len(total);
+        out.count.set_len(total);
+        out.sum.set_len(total);
+        out.min.set_len(total);
+        out.max.set_len(total);
+        out.mean.set_len(total);
+        out.first.set_len(total);
+        out.last.set_len(total);
+        out.time_weighted_mean.set_len(total);
+        out.increase.set_len(total);
     }
-    for k in 0..g {
-        start[k + 1] += start[k];
-    }
-    let mut perm = vec![0usize; owner.len()];
-    for (row, &k) in owner.iter().enumerate() {
-        perm[start[k as usize]] = row;
-        start[k as usize] += 1;
-    }
-    fn pick<T: Copy>(v: &[T], perm: &[usize]) -> Vec<T> {
-        perm.iter().map(|&i| v[i]).collect()
-    }
-    Ok(Some(AggOut {
-        series: pick(&out.series, &perm),
-        window_start: pick(&out.window_start, &perm),
-        count: pick(&out.count, &perm),
-        sum: pick(&out.sum, &perm),
-        min: pick(&out.min, &perm),
-        max: pick(&out.max, &perm),
-        mean: pick(&out.mean, &perm),
-        first: pick(&out.first, &perm),
-        last: pick(&out.last, &perm),
-        time_weighted_mean: pick(&out.time_weighted_mean, &perm),
-        increase: pick(&out.increase, &perm),
-    }))
+    Ok(Some(out))
 }
 
 /// The windows of one series, whose rows are in time order.
 /// Returns `Ok(false)` (with `out` partly filled) if the rows are not in time order.
-fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut AggOut) -> Result<bool> {
+fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut impl Sink) -> Result<bool> {
     // skip leading NaNs (their times must be in order too)
     let first = vs.iter().position(|v| !v.is_nan()).unwrap_or(vs.len());
     if ts[..first.min(ts.len())].windows(2).any(|p| p[1] < p[0])
@@ -703,7 +973,7 @@ fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut AggOut) 
         let step = if d >= 0.0 { d } else { v };
         prev = v;
         if (t as i128) >= win_end {
-            acc.flush(w, out);
+            out.put(&acc, w);
             let ws = window_of(t, w)?;
             win_end = ws as i128 + w as i128;
             acc = Acc {
@@ -730,7 +1000,7 @@ fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut AggOut) 
         acc.last_t = t;
         acc.inc += step;
     }
-    acc.flush(w, out);
+    out.put(&acc, w);
     Ok(true)
 }
 
@@ -753,6 +1023,75 @@ mod tests {
         // 1 for 10 ms, 3 for 20 ms, 2 for 30 ms over 60 ms
         assert!((o.time_weighted_mean[0] - (10.0 + 60.0 + 60.0) / 60.0).abs() < 1e-12);
         assert_eq!(o.increase, vec![4.0, 8.0, 0.0]);
+    }
+
+    #[test]
+    fn large_inputs_same_in_every_order() {
+        // enough rows for the threaded paths, about one reading a window (output-bound)
+        let (g, per) = (7i64, 40_000i64);
+        let mut rows = Vec::new();
+        let mut x = 12345u64;
+        for sid in 0..g {
+            let mut t = -1_000_000 + sid * 3;
+            for k in 0..per {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t += (x >> 58) as i64; // steps 0..63: ties and gaps
+                let v = if (x >> 20).is_multiple_of(11) {
+                    f64::NAN
+                } else {
+                    ((x >> 30) % 1000) as f64 - (k % 97) as f64
+                };
+                rows.push((sid, t, v));
+            }
+        }
+        let cols = |r: &[(i64, i64, f64)]| {
+            (
+                r.iter().map(|x| x.0).collect::<Vec<_>>(),
+                r.iter().map(|x| x.1).collect::<Vec<_>>(),
+                r.iter().map(|x| x.2).collect::<Vec<_>>(),
+            )
+        };
+        let bits = |o: &AggOut| {
+            let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (
+                o.series.clone(),
+                o.window_start.clone(),
+                o.count.clone(),
+                [&o.sum, &o.min, &o.max, &o.mean, &o.first, &o.last]
+                    .map(f)
+                    .to_vec(),
+                f(&o.time_weighted_mean),
+                f(&o.increase),
+            )
+        };
+        for w in [20i64, 1000, 100_000] {
+            let (s, t, v) = cols(&rows);
+            let sorted = aggregate(&s, &t, &v, w).unwrap();
+            // one series at a time, single-threaded
+            let mut one = AggOut::default();
+            for sid in 0..g {
+                let r: Vec<_> = rows.iter().copied().filter(|x| x.0 == sid).collect();
+                let (s1, t1, v1) = cols(&r);
+                let o = aggregate(&s1, &t1, &v1, w).unwrap();
+                one = concat(vec![one, o]);
+            }
+            assert_eq!(bits(&sorted), bits(&one));
+            let mut by_time = rows.clone();
+            by_time.sort_by_key(|x| x.1); // stable
+            let (s, t, v) = cols(&by_time);
+            assert_eq!(bits(&aggregate(&s, &t, &v, w).unwrap()), bits(&sorted));
+            let mut shuffled = rows.clone();
+            shuffled.sort_by_key(|x| (x.1 * 7919) % 1009); // not sorted, ties by input order
+            shuffled.sort_by_key(|x| x.1);
+            shuffled.reverse();
+            shuffled.sort_by_key(|x| x.1 / 500);
+            let (s, t, v) = cols(&shuffled);
+            let o = aggregate(&s, &t, &v, w).unwrap();
+            assert_eq!(o.series, sorted.series);
+            assert_eq!(o.count, sorted.count);
+        }
     }
 
     #[test]

@@ -132,8 +132,13 @@ async def test_ingest_stores_mergeable_sketches_within_one_percent(
         "SELECT frame_id, count() FROM sketches_1h GROUP BY frame_id ORDER BY frame_id"
     )
     assert len(per_frame) == 10
-    for _fid, n in per_frame:
-        assert n in (4, 8)  # 4 series x 1 or 2 hours
+    # exactly one row per (series, hour) that holds a finite reading of the frame
+    touched = store.query(
+        "SELECT frame_id, uniqExact(sensor, metric, toStartOfHour(ts)) FROM readings"
+        " WHERE isFinite(value) GROUP BY frame_id ORDER BY frame_id"
+    )
+    assert per_frame == touched
+    assert all(4 <= n <= 8 for _fid, n in per_frame)  # 4 series x 1 or 2 hours
     assert int(store.scalar("SELECT max(length(sketch)) FROM sketches_1h")) <= 5 * 1024
     # the window statistics come from the native kernel and agree with the raw readings
     raw = store.query(

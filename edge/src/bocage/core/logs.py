@@ -52,9 +52,21 @@ def get_logger(name: str) -> StructLogger:
     return StructLogger(logging.getLogger(name), {})
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (it may be replaced)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup(level: str = "info", *, as_json: bool = False) -> None:
     """Configure the root logger once, for a CLI process."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter(as_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -169,7 +169,7 @@ pub fn aggregate(
     // Rows usually come sorted by (series, time): aggregate them as they are, in chunks cut at
     // series boundaries, one thread a chunk; any row out of order sends us to the general path.
     let cuts = chunk_cuts(series, threads);
-    let parts: Vec<Result<Option<AggOut>>> = run_parallel(&cuts, |a, b| {
+    let parts: Vec<Result<Option<AggOut>>> = parallel_chunks(&cuts, |a, b| {
         aggregate_if_sorted(&series[a..b], &timestamps[a..b], &values[a..b], window_ms)
     });
     let boundaries_sorted = cuts
@@ -207,7 +207,7 @@ pub fn aggregate(
         }
     }
     gcuts.push(ids.len());
-    let parts = run_parallel(&gcuts, |ga, gb| {
+    let parts = parallel_chunks(&gcuts, |ga, gb| {
         let mut bound = 0usize;
         for g in ga..gb {
             let (a, b) = (groups[g], groups[g + 1]);
@@ -278,35 +278,6 @@ fn chunk_cuts(series: &[i64], parts: usize) -> Vec<usize> {
     }
     cuts.push(n);
     cuts
-}
-
-/// Runs `f(cut[i], cut[i + 1])` for every chunk, on scoped threads when there are several.
-fn run_parallel<F>(cuts: &[usize], f: F) -> Vec<Result<Option<AggOut>>>
-where
-    F: Fn(usize, usize) -> Result<Option<AggOut>> + Sync,
-{
-    if cuts.len() <= 2 {
-        return vec![f(cuts[0], cuts[cuts.len() - 1])];
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = cuts
-            .windows(2)
-            .skip(1)
-            .map(|c| {
-                let f = &f;
-                let (a, b) = (c[0], c[1]);
-                scope.spawn(move || f(a, b))
-            })
-            .collect();
-        let mut res = vec![f(cuts[0], cuts[1])];
-        for h in handles {
-            res.push(
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::invalid("aggregation worker failed"))),
-            );
-        }
-        res
-    })
 }
 
 fn concat(mut outs: Vec<AggOut>) -> AggOut {
@@ -467,9 +438,12 @@ fn aggregate_sorted_in_place(
 }
 
 /// Runs `f(cut[i], cut[i + 1])` for every chunk, on scoped threads when there are several.
-fn parallel_chunks<T: Send, F>(cuts: &[usize], f: F) -> Vec<T>
+///
+/// A worker that panicked yields an error rather than a panic, so that none can cross into
+/// Python.
+fn parallel_chunks<T: Send, F>(cuts: &[usize], f: F) -> Vec<Result<T>>
 where
-    F: Fn(usize, usize) -> T + Sync,
+    F: Fn(usize, usize) -> Result<T> + Sync,
 {
     if cuts.len() <= 2 {
         return vec![f(cuts[0], cuts[cuts.len() - 1])];
@@ -486,7 +460,10 @@ where
             .collect();
         let mut res = vec![f(cuts[0], cuts[1])];
         for h in handles {
-            res.push(h.join().expect("aggregation worker panicked"));
+            res.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::invalid("aggregation worker failed"))),
+            );
         }
         res
     })

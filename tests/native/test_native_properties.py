@@ -27,6 +27,16 @@ def sizes(max_size: int = 1500) -> st.SearchStrategy[int]:
     return st.one_of(st.integers(0, 80), st.integers(500, max_size))
 
 
+
+def uvarint(n: int) -> bytes:
+    """LEB128 unsigned varint, as the wire format writes counts (docs/wire-format.md)."""
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
 @st.composite
 def int_arrays(draw: st.DrawFn) -> np.ndarray:
     n = draw(sizes())
@@ -214,14 +224,7 @@ def prefixed_random(draw: st.DrawFn) -> bytes:
             ]
         )
     )
-    head = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        head.append(b | (0x80 if n else 0))
-        if not n:
-            break
-    return bytes(head) + bytes([tag]) + draw(st.binary(max_size=300))
+    return uvarint(n) + bytes([tag]) + draw(st.binary(max_size=300))
 
 
 @settings(max_examples=1000, deadline=None)
@@ -313,16 +316,8 @@ def test_huge_declared_counts_are_refused_before_allocating() -> None:
     # a 4-byte column claiming 2^40 values, and a constant column claiming more than the limit
     with pytest.raises(bn.FrameError, match="limit"):
         bn.decode_values(b"\x80\x80\x80\x80\x80\x20\x01\x00")
-    over = bn.MAX_READINGS + 1
-    head = bytearray()
-    while True:
-        b = over & 0x7F
-        over >>= 7
-        head.append(b | (0x80 if over else 0))
-        if not over:
-            break
     with pytest.raises(bn.FrameError, match="limit"):
-        bn.decode_timestamps(bytes(head) + b"\x01\x02")
+        bn.decode_timestamps(uvarint(bn.MAX_READINGS + 1) + b"\x01\x02")
 
 
 def test_columns_at_the_limit_decode() -> None:

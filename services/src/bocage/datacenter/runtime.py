@@ -65,12 +65,10 @@ class Datacenter:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop each service gracefully."""
         settings = self.settings
+        # connecting applies pending migrations (StoreSettings.migrate_on_connect) and logs them
         store = await asyncio.to_thread(Store.connect, settings.store)
         self.store = store
         try:
-            applied = await asyncio.to_thread(store.migrate)
-            if applied:
-                log.info("migrations applied", versions=",".join(applied))
             await asyncio.to_thread(store.sync_register, settings.register)
             try:
                 async with asyncio.TaskGroup() as group:

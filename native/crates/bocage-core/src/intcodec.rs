@@ -222,59 +222,174 @@ fn top_precision(k: usize) -> u32 {
     }
 }
 
-/// Writes the residual payload, returns the method.
-fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
-    let start = out.len();
-    // From 1024 residuals RHUFF may win: the lower bound must hold for it too. When it is
-    // tried (and the residuals are not all equal) its tokens include values and runs, so
-    // every token takes a bit at least, after the centre, the precision and the table.
-    let rhuff_min = if r.len() >= 1024 && budget != usize::MAX {
-        match rhuff_tokens(r, centre(r)) {
-            Some(tokens) => 3 + tokens.div_ceil(8),
-            None => usize::MAX,
-        }
-    } else {
-        usize::MAX
-    };
-    let method = encode_residuals_basic(r, out, budget, rhuff_min);
-    // runs pay for their larger table on long columns only; short ones have SPARSE
-    if method == R_CONST || method == R_ABORT || r.len() < 1024 {
-        return method;
-    }
-    match encode_rhuff(r) {
-        Some(rh) if rh.len() < out.len() - start => {
-            out.truncate(start);
-            out.extend_from_slice(&rh);
-            R_RHUFF
-        }
-        _ => method,
+/// Size of a payload known to lie in `lo..=hi` bytes: Huffman streams each end on a byte
+/// boundary and all but the last carry their length, so their exact size is only known once
+/// written; the bounds are enough to decide between codings almost always.
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    lo: usize,
+    hi: usize,
+}
+
+impl Size {
+    fn exact(n: usize) -> Size {
+        Size { lo: n, hi: n }
     }
 }
 
-/// (residuals equal to the centre `c`, maximal runs of them).
-fn centre_runs(r: &[i64], c: i64) -> (usize, usize) {
-    let mut on_centre = 0usize;
+/// Bytes taken by `ns` streams carrying `bits` bits in all, lengths of the first ones included.
+fn streams_size(bits: u64, ns: usize) -> Size {
+    let lo = bits.div_ceil(8) as usize;
+    // each stream rounds up by less than a byte
+    let hi = ((bits + 7 * ns as u64) / 8) as usize;
+    if ns == 1 {
+        return Size { lo, hi };
+    }
+    Size {
+        lo: lo + (ns - 1),
+        hi: hi + (ns - 1) * varint_len(hi as u64),
+    }
+}
+
+/// Statistics of the residuals gathered in one pass, shared by every coding.
+struct Stats {
+    /// the centre of HUFF, SPARSE and RHUFF (median of a sample)
+    c: i64,
+    lo: i64,
+    hi: i64,
+    /// residuals other than the centre
+    exceptions: usize,
+    /// maximal runs of the centre
+    run_starts: usize,
+    /// precision of `used`
+    top_m: u32,
+    /// used bins of `zigzag(r - c)` at `top_m`, increasing, with their counts
+    used: Vec<(u32, u32)>,
+}
+
+fn stats(r: &[i64]) -> Stats {
+    let k = r.len();
+    let c = centre(r);
+    let top_m = top_precision(k);
+    let mut hist = take_hist(alphabet(top_m));
+    let (mut lo, mut hi) = (r[0], r[0]);
+    let mut exceptions = 0usize;
     let mut run_starts = 0usize;
     let mut prev_on = false;
+    let mut top_bin = 0u32;
     for &x in r {
+        lo = lo.min(x);
+        hi = hi.max(x);
         let on = x == c;
-        on_centre += on as usize;
+        exceptions += (!on) as usize;
         run_starts += (on && !prev_on) as usize;
         prev_on = on;
+        let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
+        top_bin = top_bin.max(b);
+        hist[b as usize] += 1;
     }
-    (on_centre, run_starts)
+    let used = drain_hist(hist, top_bin, k);
+    Stats {
+        c,
+        lo,
+        hi,
+        exceptions,
+        run_starts,
+        top_m,
+        used,
+    }
 }
 
-/// Tokens of RHUFF around the centre `c` (values off the centre plus runs of it), or `None`
-/// when RHUFF is not worth trying: only when many residuals sit on the centre in long runs
-/// (a lone centre value already costs HUFF about a bit).
-fn rhuff_tokens(r: &[i64], c: i64) -> Option<usize> {
+/// A Huffman coding decided but not written yet: HUFF (`runs` false) or RHUFF.
+struct HuffPlan {
+    m: u32,
+    /// used symbols (increasing for HUFF; value bins then run symbols for RHUFF) and lengths
+    syms: Vec<u32>,
+    lens: Vec<u8>,
+    table: Vec<u8>,
+    size: Size,
+}
+
+/// What CONST / PACK / SPARSE / HUFF would write.
+enum Basic {
+    Const,
+    PackOrSparse { w: u32, pack: usize, sparse: usize },
+    Huff(HuffPlan),
+}
+
+/// Writes the residual payload, returns the method; `R_ABORT` (nothing written) when the
+/// payload would take at least `budget` bytes. Every coding is sized before any is written,
+/// and only the smallest is written (both, to compare, in the rare case their size bounds
+/// overlap): the bytes are those of writing each and keeping the smallest.
+fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     let k = r.len();
-    let (on_centre, run_starts) = centre_runs(r, c);
-    if on_centre * 3 < k || on_centre < 4 * run_starts {
-        return None;
+    let st = stats(r);
+    if st.lo == st.hi {
+        put_varint(out, zigzag(st.lo));
+        return R_CONST;
     }
-    Some(k - on_centre + run_starts)
+    let on_centre = k - st.exceptions;
+    // RHUFF (runs of the centre are one token) pays for its larger table on long columns only
+    // (short ones have SPARSE), and only when many residuals sit on the centre in long runs
+    // (a lone centre value already costs HUFF about a bit).
+    let rhuff_tokens = (k >= 1024 && on_centre * 3 >= k && on_centre >= 4 * st.run_starts)
+        .then_some(st.exceptions + st.run_starts);
+    // every RHUFF token takes a bit at least, after the centre, the precision and the table
+    let rhuff_min = rhuff_tokens.map_or(usize::MAX, |t| 3 + t.div_ceil(8));
+    let basic = match plan_basic(r, &st, budget, rhuff_min) {
+        Some(b) => b,
+        None => return R_ABORT,
+    };
+    let basic_size = match &basic {
+        Basic::Const => unreachable!("lo != hi"),
+        Basic::PackOrSparse { pack, sparse, .. } => Size::exact(*pack.min(sparse)),
+        Basic::Huff(p) => p.size,
+    };
+    let rhuff = match rhuff_tokens {
+        Some(_) if rhuff_min < basic_size.hi => Some(plan_rhuff(r, &st)),
+        _ => None,
+    };
+    let fin = match &rhuff {
+        Some(rh) if rh.size.lo < basic_size.hi => Size {
+            lo: rh.size.lo.min(basic_size.lo),
+            hi: rh.size.hi.min(basic_size.hi),
+        },
+        _ => basic_size,
+    };
+    if budget != usize::MAX && fin.lo >= budget {
+        return R_ABORT;
+    }
+    let write_basic = |out: &mut Vec<u8>| match &basic {
+        Basic::Const => unreachable!("lo != hi"),
+        Basic::PackOrSparse { w, pack, sparse } => {
+            write_pack_or_sparse(r, out, st.c, st.lo, *w, st.exceptions, *pack, *sparse)
+        }
+        Basic::Huff(p) => {
+            write_huff(r, out, st.c, p);
+            R_HUFF
+        }
+    };
+    let Some(rh) = rhuff else {
+        return write_basic(out);
+    };
+    if rh.size.lo >= basic_size.hi {
+        return write_basic(out);
+    }
+    let start = out.len();
+    write_rhuff(r, out, st.c, &rh);
+    if rh.size.hi < basic_size.lo {
+        return R_RHUFF;
+    }
+    // overlapping bounds: write the other one too and keep the smaller (RHUFF only if smaller)
+    let mut other = Vec::with_capacity(basic_size.hi);
+    let method = write_basic(&mut other);
+    if other.len() <= out.len() - start {
+        out.truncate(start);
+        out.extend_from_slice(&other);
+        method
+    } else {
+        R_RHUFF
+    }
 }
 
 /// Sample median of the residuals: the centre of HUFF, SPARSE and RHUFF.
@@ -292,19 +407,23 @@ fn centre(r: &[i64]) -> i64 {
 /// RHUFF: like HUFF, but every maximal run of residuals equal to the centre is one token (run
 /// symbol `j` = `alphabet(m) + j`, then `j` extra bits: a run of `2^j + extra` values); other
 /// residuals are value tokens coded as in HUFF. Tokens are spread over the streams in turn.
-/// `None` when too few residuals sit on the centre for runs to pay.
-fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
+/// Its value bins come from those of HUFF (bins nest; bin 0 holds exactly the centre).
+fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let k = r.len();
-    let c = centre(r);
-    let (on_centre, run_starts) = centre_runs(r, c);
-    if on_centre * 3 < k || on_centre < 4 * run_starts {
-        return None;
+    let c = st.c;
+    let values = st.exceptions;
+    let top_m = top_precision(values + 1);
+    let mut used: Vec<(u32, u32)> = Vec::with_capacity(st.used.len());
+    for &(s, n) in &st.used {
+        if s == 0 {
+            continue;
+        }
+        let b = bin_of(bin_base(s, st.top_m).0, top_m).0;
+        match used.last_mut() {
+            Some(last) if last.0 == b => last.1 += n,
+            _ => used.push((b, n)),
+        }
     }
-    let top_m = top_precision(k - on_centre + 1);
-    // tokens: (z, run?) where z is zigzag(r - c) for values and the run length for runs
-    let mut tokens: Vec<(u64, bool)> = Vec::with_capacity(k - on_centre + (k - on_centre) + 1);
-    let mut hist = take_hist(alphabet(top_m));
-    let mut top_bin = 0u32;
     let mut runs = [0u32; 64];
     let mut i = 0;
     while i < k {
@@ -313,30 +432,22 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
             while j < k && r[j] == c {
                 j += 1;
             }
-            let len = (j - i) as u64;
-            tokens.push((len, true));
-            runs[(bitlen(len) - 1) as usize] += 1;
+            runs[(bitlen((j - i) as u64) - 1) as usize] += 1;
             i = j;
         } else {
-            let z = zigzag(r[i].wrapping_sub(c));
-            tokens.push((z, false));
-            let b = bin_of(z, top_m).0;
-            top_bin = top_bin.max(b);
-            hist[b as usize] += 1;
             i += 1;
         }
     }
-    let used = drain_hist(hist, top_bin, k - on_centre);
     let run_syms: Vec<(u32, u32)> = runs
         .iter()
         .enumerate()
         .filter(|(_, &n)| n > 0)
         .map(|(j, &n)| (j as u32, n))
         .collect();
-    let nt = tokens.len() as u32;
+    let nt = (values + st.run_starts) as u32;
     let run_extra: u64 = run_syms.iter().map(|&(j, n)| j as u64 * n as u64).sum();
     // precision by entropy estimate, as for HUFF
-    let mut best: Option<(f64, u32)> = None;
+    let mut best: Option<(f64, u32, u64)> = None;
     let mut merged: Vec<(u32, u32)> = Vec::new();
     for m in 0..=top_m {
         merged.clear();
@@ -358,10 +469,10 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
         let syms = (merged.len() + run_syms.len()) as f64;
         let est = h + extra as f64 + 0.03 * nt as f64 + 8.0 * (1.7 * syms + 2.0);
         if best.is_none_or(|b| est < b.0) {
-            best = Some((est, m));
+            best = Some((est, m, extra));
         }
     }
-    let m = best?.1;
+    let (_, m, extra) = best.expect("at least one precision");
     merged.clear();
     for &(s, n) in &used {
         let (b, _) = bin_of(bin_base(s, top_m).0, m);
@@ -378,27 +489,59 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
         counts.push(n);
     }
     let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-    let codes = huffman::canonical_codes(&lens);
+    let bits = huffman::coded_bits(&counts, &lens) + extra;
+    let mut table = Vec::new();
+    put_varint(&mut table, zigzag(c));
+    table.push(m as u8);
+    huffman::write_table(&syms, &lens, &mut table);
+    let body = streams_size(bits, streams(k));
+    HuffPlan {
+        m,
+        syms,
+        lens,
+        size: Size {
+            lo: table.len() + body.lo,
+            hi: table.len() + body.hi,
+        },
+        table,
+    }
+}
+
+/// Writes an RHUFF payload planned by `plan_rhuff`.
+fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
+    let k = r.len();
+    let m = p.m;
+    let base = alphabet(m) as u32;
+    let codes = huffman::canonical_codes(&p.lens);
     let mut lut = vec![(0u32, 0u8); alphabet(m) + 64];
-    for (i, &s) in syms.iter().enumerate() {
+    for (i, &s) in p.syms.iter().enumerate() {
         lut[s as usize] = codes[i];
     }
-    let mut out = Vec::with_capacity(k / 2 + 64);
-    put_varint(&mut out, zigzag(c));
-    out.push(m as u8);
-    huffman::write_table(&syms, &lens, &mut out);
+    out.extend_from_slice(&p.table);
     let ns = streams(k);
     let mut writers: Vec<BitWriter> = (0..ns)
-        .map(|_| BitWriter::new(Vec::with_capacity(k / 8 / ns + 16)))
+        .map(|_| BitWriter::new(Vec::with_capacity(p.size.hi / ns + 16)))
         .collect();
-    for (t, &(z, run)) in tokens.iter().enumerate() {
-        let bw = &mut writers[t % ns];
-        let (sym, e) = if run {
-            let j = bitlen(z) - 1;
-            (base + j, j)
+    let mut t = 0usize;
+    let mut i = 0usize;
+    while i < k {
+        let (z, sym, e) = if r[i] == c {
+            let mut j = i + 1;
+            while j < k && r[j] == c {
+                j += 1;
+            }
+            let len = (j - i) as u64;
+            i = j;
+            let jb = bitlen(len) - 1;
+            (len, base + jb, jb)
         } else {
-            bin_of(z, m)
+            let z = zigzag(r[i].wrapping_sub(c));
+            i += 1;
+            let (b, e) = bin_of(z, m);
+            (z, b, e)
         };
+        let bw = &mut writers[t % ns];
+        t += 1;
         let (code, l) = lut[sym as usize];
         let l = l as u32;
         if l + e <= 57 {
@@ -408,14 +551,19 @@ fn encode_rhuff(r: &[i64]) -> Option<Vec<u8>> {
             bw.write(z, e);
         }
     }
+    finish_streams(writers, out);
+}
+
+/// Appends the streams, each but the last preceded by its byte length.
+fn finish_streams(writers: Vec<BitWriter>, out: &mut Vec<u8>) {
+    let ns = writers.len();
     let bodies: Vec<Vec<u8>> = writers.into_iter().map(BitWriter::finish).collect();
     for b in &bodies[..ns - 1] {
-        put_varint(&mut out, b.len() as u64);
+        put_varint(out, b.len() as u64);
     }
     for b in &bodies {
         out.extend_from_slice(b);
     }
-    Some(out)
 }
 
 thread_local! {
@@ -447,37 +595,13 @@ fn drain_hist(mut hist: Vec<u32>, top_bin: u32, values: usize) -> Vec<(u32, u32)
     used
 }
 
-/// Writes the residual payload of CONST, PACK, SPARSE or HUFF, returns the method.
-/// With a `budget`, returns `R_ABORT` (writing nothing) when the payload is known to take at
-/// least `budget` bytes, and so would any alternative coding whose lower bound is `alt_min`.
-fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: usize) -> u8 {
+/// Plans CONST, PACK, SPARSE or HUFF; `None` when the payload is known to take at least
+/// `budget` bytes, and so would any alternative coding whose lower bound is `alt_min`.
+fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Basic> {
     let k = r.len();
-    let step = (k / 64).max(1);
-    let mut sample = [0i64; 64];
-    let mut ns = 0;
-    for &x in r.iter().step_by(step).take(64) {
-        sample[ns] = x;
-        ns += 1;
-    }
-    let c = median_of(&mut sample[..ns]);
-    let top_m = top_precision(k);
-    let mut hist = take_hist(alphabet(top_m));
-    let (mut lo, mut hi) = (r[0], r[0]);
-    let mut exceptions = 0usize;
-    let mut top_bin = 0u32;
-    for &x in r {
-        lo = lo.min(x);
-        hi = hi.max(x);
-        exceptions += (x != c) as usize;
-        let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
-        top_bin = top_bin.max(b);
-        hist[b as usize] += 1;
-    }
-    // Huffman: the used bins and their counts (the histogram goes back clean to its cache)
-    let used = drain_hist(hist, top_bin, k);
+    let (c, lo, hi, exceptions) = (st.c, st.lo, st.hi, st.exceptions);
     if lo == hi {
-        put_varint(out, zigzag(lo));
-        return R_CONST;
+        return Some(Basic::Const);
     }
     let w = bitlen(hi.wrapping_sub(lo) as u64);
     let pack_size = varint_len(zigzag(lo)) + 1 + (k * w as usize).div_ceil(8);
@@ -494,21 +618,29 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: 
     } else {
         usize::MAX
     };
+    let pack_or_sparse = Basic::PackOrSparse {
+        w,
+        pack: pack_size,
+        sparse: sparse_size,
+    };
     // Lower bound of the payload: residuals that are not all equal take at least a bit each
     // in HUFF (two bins or more: codes of >= 1 bit; one bin: >= 1 extra bit) and in PACK.
+    let head = varint_len(zigzag(c)) + 1;
     if budget != usize::MAX {
-        let huff_min = varint_len(zigzag(c)) + 2 + k.div_ceil(8);
+        let huff_min = head + 1 + k.div_ceil(8);
         if pack_size.min(sparse_size).min(huff_min).min(alt_min) >= budget {
-            return R_ABORT;
+            return None;
         }
     }
 
     // Huffman: estimate every precision from the entropy of its bins, build the best one.
     let kf = k as f64;
+    let top_m = st.top_m;
     // bins and counts at every precision, coarsest from the next finer one (bins nest: a bin
     // at precision m + 1 lies within one bin at precision m), with the extra bits they cost
     // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
-    let mut flat: Vec<(u32, u32)> = used;
+    let mut flat: Vec<(u32, u32)> = Vec::with_capacity(st.used.len() * 2 + 8);
+    flat.extend_from_slice(&st.used);
     let mut span = [(0usize, 0usize); MAX_M as usize + 1];
     let mut extras = [0u64; MAX_M as usize + 1];
     span[top_m as usize] = (0, flat.len());
@@ -536,23 +668,33 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: 
     }
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
     let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
+    // Lower bound of HUFF at any precision: no prefix code beats the entropy of its bins, the
+    // extra bits are exact, and the table takes a byte plus half a byte a code length.
+    let mut huff_lb = usize::MAX;
+    let lk = log2_int(k as u32);
     for m in 0..=top_m {
         let merged = level(m);
         let extra = extras[m as usize];
-        let lk = log2_int(k as u32);
         let h: f64 = merged
             .iter()
             .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
             .sum();
+        // (a margin for the rounding of the sum)
+        let bits_lb = (h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra;
+        let table_lb = 2 + if merged.len() > 1 { merged.len().div_ceil(2) } else { 0 };
+        huff_lb = huff_lb.min(head + table_lb + bits_lb.div_ceil(8) as usize);
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
         let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);
         let est = h + extra as f64 + 0.03 * kf + 8.0 * (0.5 * merged.len() as f64 + listing + 2.0);
         ests.push((est, m));
     }
+    if budget != usize::MAX && pack_size.min(sparse_size).min(huff_lb).min(alt_min) >= budget {
+        return None;
+    }
     ests.sort_by(|a, b| a.0.total_cmp(&b.0));
     if (ests[0].0 / 8.0) as usize > pack_size.min(sparse_size) + 8 {
-        return write_pack_or_sparse(r, out, c, lo, w, exceptions, pack_size, sparse_size);
+        return Some(pack_or_sparse);
     }
     // exact sizes for the best estimate, and for large columns the runner-up as well
     let ns = streams(k);
@@ -578,22 +720,62 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: 
             chosen = Some((size, m, syms, lens, bits, table));
         }
     }
-    let (huff_size, m, syms, lens, bits, table) = chosen.unwrap();
+    let (huff_size, m, syms, lens, bits, table) = chosen.expect("at least one precision");
     if huff_size > pack_size || huff_size > sparse_size {
-        return write_pack_or_sparse(r, out, c, lo, w, exceptions, pack_size, sparse_size);
+        return Some(pack_or_sparse);
     }
+    let body = streams_size(bits, ns);
+    Some(Basic::Huff(HuffPlan {
+        m,
+        syms,
+        lens,
+        size: Size {
+            lo: head + table.len() + body.lo,
+            hi: head + table.len() + body.hi,
+        },
+        table,
+    }))
+}
+
+/// Writes a HUFF payload planned by `plan_basic`.
+fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
+    let ns = streams(r.len());
     put_varint(out, zigzag(c));
-    out.push(m as u8);
-    out.extend_from_slice(&table);
-    let codes = huffman::canonical_codes(&lens);
+    out.push(p.m as u8);
+    out.extend_from_slice(&p.table);
+    let codes = huffman::canonical_codes(&p.lens);
     // code of each bin, indexed by bin - first used bin (only used bins are looked up)
+    let syms = &p.syms;
     let first = syms[0];
     let mut lut = vec![(0u32, 0u8); (syms[syms.len() - 1] - first) as usize + 1];
     for (i, &s) in syms.iter().enumerate() {
         lut[(s - first) as usize] = codes[i];
     }
+    let m = p.m;
+    let code_of = |x: i64| {
+        let z = zigzag(x.wrapping_sub(c));
+        let (b, e) = bin_of(z, m);
+        let (code, l) = lut[(b - first) as usize];
+        (code as u64, l as u32, z, e)
+    };
+    if ns == 1 {
+        // one stream: straight into `out`
+        let mut bw = BitWriter::new(std::mem::take(out));
+        bw.reserve(p.size.hi);
+        for &x in r {
+            let (code, l, z, e) = code_of(x);
+            if l + e <= 57 {
+                bw.write_small(code | ((z & ((1u64 << e) - 1)) << l), l + e);
+            } else {
+                bw.write(code, l);
+                bw.write(z, e);
+            }
+        }
+        *out = bw.finish();
+        return;
+    }
     let mut writers: Vec<BitWriter> = (0..ns)
-        .map(|_| BitWriter::new(Vec::with_capacity((bits / 8) as usize / ns + 16)))
+        .map(|_| BitWriter::new(Vec::with_capacity(p.size.hi / ns + 16)))
         .collect();
     for chunk in r.chunks(ns) {
         for (bw, &x) in writers.iter_mut().zip(chunk) {
@@ -610,14 +792,7 @@ fn encode_residuals_basic(r: &[i64], out: &mut Vec<u8>, budget: usize, alt_min: 
             }
         }
     }
-    let bodies: Vec<Vec<u8>> = writers.into_iter().map(BitWriter::finish).collect();
-    for b in &bodies[..ns - 1] {
-        put_varint(out, b.len() as u64);
-    }
-    for b in &bodies {
-        out.extend_from_slice(b);
-    }
-    R_HUFF
+    finish_streams(writers, out);
 }
 
 #[allow(clippy::too_many_arguments)]

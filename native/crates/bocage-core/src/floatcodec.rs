@@ -136,22 +136,43 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         }
     };
     // Runs of repeated values (sensors that report the same reading again and again).
-    if allow_runs {
-        let runs = 1 + v[1..]
+    let runs = if allow_runs {
+        1 + v[1..]
             .iter()
             .zip(v)
             .map(|(a, b)| (a.to_bits() != b.to_bits()) as usize)
-            .sum::<usize>();
-        if runs * 2 <= n {
-            consider(encode_runs(v, runs), &mut best);
-        }
-        // Runs that take at most a bit a value: per-value codings (about a bit a value at
-        // best) are not worth trying.
-        if !best.is_empty() && best.len() * 8 <= n + 16 {
-            out.extend_from_slice(&best);
-            return;
+            .sum::<usize>()
+    } else {
+        n + 1
+    };
+    // RUNS is the first candidate, and runs that take at most a bit a value end the search
+    // (per-value codings take about a bit a value at best). When the runs are short, DEC
+    // usually wins: it is tried first, then RUNS with a budget that still lets it win ties
+    // and end the search as it would have, so that the choice is the same either way.
+    let try_runs = runs * 2 <= n;
+    let runs_first = try_runs && runs * 8 <= n;
+    let short_runs = (n + 16) / 8;
+    if runs_first {
+        if let Some(c) = encode_runs(v, runs, usize::MAX) {
+            if c.len() <= short_runs {
+                out.extend_from_slice(&c);
+                return;
+            }
+            consider(c, &mut best);
         }
     }
+    // RUNS after DEC: `Some(c)` when it ends the search
+    let runs_after = |best: &mut Vec<u8>| -> Option<Vec<u8>> {
+        let b = budget(best).saturating_add(1).max(short_runs + 1);
+        let c = encode_runs(v, runs, b)?;
+        if c.len() <= short_runs {
+            return Some(c);
+        }
+        if best.is_empty() || c.len() <= best.len() {
+            *best = c;
+        }
+        None
+    };
     // Decimals: pick the exponent from a sample.
     let step = (n / 16).max(1);
     let mut ks: Vec<usize> = v
@@ -174,14 +195,28 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         if let Some(Some(c)) = dec {
             consider(c, &mut best);
         }
+        if try_runs && !runs_first {
+            if let Some(c) = runs_after(&mut best) {
+                out.extend_from_slice(&c);
+                return;
+            }
+        }
         if per_value || dec_failed {
             if let Some(c) = encode_deck(v, budget(&best)) {
                 consider(c, &mut best);
             }
         }
-    } else if !ks.is_empty() {
-        if let Some(c) = encode_deck(v, budget(&best)) {
-            consider(c, &mut best);
+    } else {
+        if try_runs && !runs_first {
+            if let Some(c) = runs_after(&mut best) {
+                out.extend_from_slice(&c);
+                return;
+            }
+        }
+        if !ks.is_empty() {
+            if let Some(c) = encode_deck(v, budget(&best)) {
+                consider(c, &mut best);
+            }
         }
     }
     if best.is_empty() || best.len() > 8 * n {
@@ -284,7 +319,9 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
     encode_ints_within(&ms, &mut out, rest).then_some(out)
 }
 
-fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
+/// RUNS, or `None` when it would take `budget` bytes or more.
+#[inline]
+fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
     let mut dict: Vec<u64> = Vec::with_capacity(runs);
     dict.push(v[0].to_bits());
     dict.extend(
@@ -320,11 +357,19 @@ fn encode_runs(v: &[f64], runs: usize) -> Vec<u8> {
     put_varint(&mut out, col.len() as u64);
     out.extend_from_slice(&col);
     col.clear();
-    encode_ints(&idx, &mut col);
+    // each column after this one takes a byte at least, the last one without a length
+    let rest = |out: &Vec<u8>, after: usize| budget.saturating_sub(out.len() + after);
+    let idx_budget = rest(&out, 2);
+    if !encode_ints_within(&idx, &mut col, idx_budget) {
+        return None;
+    }
     put_varint(&mut out, col.len() as u64);
     out.extend_from_slice(&col);
-    encode_ints(&lens, &mut out);
-    out
+    let last = rest(&out, 0);
+    if !encode_ints_within(&lens, &mut out, last) {
+        return None;
+    }
+    (out.len() < budget).then_some(out)
 }
 
 pub fn decode_floats(data: &[u8], n: usize) -> Result<Vec<f64>> {

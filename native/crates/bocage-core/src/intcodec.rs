@@ -679,10 +679,12 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             .iter()
             .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
             .sum();
-        // (a margin for the rounding of the sum)
-        let bits_lb = (h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra;
-        let table_lb = 2 + if merged.len() > 1 { merged.len().div_ceil(2) } else { 0 };
-        huff_lb = huff_lb.min(head + table_lb + bits_lb.div_ceil(8) as usize);
+        if budget != usize::MAX {
+            // (a margin for the rounding of the sum)
+            let bits_lb = (h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra;
+            let table_lb = 2 + if merged.len() > 1 { merged.len().div_ceil(2) } else { 0 };
+            huff_lb = huff_lb.min(head + table_lb + bits_lb.div_ceil(8) as usize);
+        }
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
         let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);

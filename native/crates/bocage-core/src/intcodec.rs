@@ -1245,6 +1245,62 @@ mod tests {
         }
     }
 
+    /// The size bounds used to choose between HUFF and RHUFF hold for the bytes written, and
+    /// the residual coder keeps the smaller of the two written codings (HUFF on a tie).
+    #[test]
+    fn planned_sizes_bound_written_sizes() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut rhuff_planned = 0;
+        for round in 0..1500 {
+            let k = 1024 + (rnd() % 20000) as usize;
+            let spread = 2 + rnd() % (1 << (rnd() % 30));
+            // long runs of the centre (0) between noisy stretches
+            let on_run = 2 + rnd() % 64;
+            let mut r = Vec::with_capacity(k);
+            while r.len() < k {
+                let len = (rnd() % on_run) as usize;
+                r.extend(std::iter::repeat_n(0i64, len.min(k - r.len())));
+                if r.len() < k {
+                    r.push((rnd() % spread) as i64 - (spread / 2) as i64);
+                }
+            }
+            let st = stats(&r);
+            if st.lo == st.hi {
+                continue;
+            }
+            let Some(Basic::Huff(h)) = plan_basic(&r, &st, usize::MAX, usize::MAX) else {
+                continue;
+            };
+            let mut hw = Vec::new();
+            write_huff(&r, &mut hw, st.c, &h);
+            assert!(h.size.lo <= hw.len() && hw.len() <= h.size.hi, "round {round} HUFF");
+            let on = k - st.exceptions;
+            if on * 3 < k || on < 4 * st.run_starts {
+                continue;
+            }
+            rhuff_planned += 1;
+            let p = plan_rhuff(&r, &st);
+            let mut rw = Vec::new();
+            write_rhuff(&r, &mut rw, st.c, &p);
+            assert!(p.size.lo <= rw.len() && rw.len() <= p.size.hi, "round {round} RHUFF");
+            let mut out = Vec::new();
+            let method = encode_residuals(&r, &mut out, usize::MAX);
+            if rw.len() < hw.len() {
+                assert_eq!((method, &out), (R_RHUFF, &rw), "round {round}");
+            } else {
+                assert_ne!(method, R_RHUFF, "round {round}");
+                assert!(out.len() <= hw.len(), "round {round}");
+            }
+        }
+        assert!(rhuff_planned > 300, "only {rhuff_planned} columns tried RHUFF");
+    }
+
     fn rt(v: &[i64]) -> usize {
         let mut b = Vec::new();
         encode_ints(v, &mut b);

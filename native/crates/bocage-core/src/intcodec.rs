@@ -626,16 +626,31 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // Lower bound of the payload: residuals that are not all equal take at least a bit each
     // in HUFF (two bins or more: codes of >= 1 bit; one bin: >= 1 extra bit) and in PACK.
     let head = varint_len(zigzag(c)) + 1;
-    if budget != usize::MAX {
-        let huff_min = head + 1 + k.div_ceil(8);
-        if pack_size.min(sparse_size).min(huff_min).min(alt_min) >= budget {
-            return None;
+    let top_m = st.top_m;
+    // Lower bound of HUFF at every precision: no prefix code beats the entropy of its bins,
+    // and a coarser precision never costs less than a finer one (each coarse bin splits into
+    // finer bins whose choice its extra bits pay for in full: `h(m) + x(m) >= h(m+1) +
+    // x(m+1)`), so the finest precision's entropy and extra bits bound them all; a table takes
+    // two bytes at least. When it exceeds PACK or SPARSE, HUFF could never be chosen.
+    let huff_lb = {
+        let lk = log2_int(k as u32);
+        let (mut h, mut extra) = (0.0f64, 0u64);
+        for &(s, cnt) in &st.used {
+            h += cnt as f64 * (lk - log2_int(cnt));
+            extra += bin_base(s, top_m).1 as u64 * cnt as u64;
         }
+        // (a margin for the rounding of the sum)
+        head + 2 + ((h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra).div_ceil(8) as usize
+    };
+    if budget != usize::MAX && pack_size.min(sparse_size).min(huff_lb).min(alt_min) >= budget {
+        return None;
+    }
+    if huff_lb > pack_size.min(sparse_size) {
+        return Some(pack_or_sparse);
     }
 
     // Huffman: estimate every precision from the entropy of its bins, build the best one.
     let kf = k as f64;
-    let top_m = st.top_m;
     // bins and counts at every precision, coarsest from the next finer one (bins nest: a bin
     // at precision m + 1 lies within one bin at precision m), with the extra bits they cost
     // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
@@ -668,9 +683,6 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     }
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
     let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
-    // Lower bound of HUFF at any precision: no prefix code beats the entropy of its bins, the
-    // extra bits are exact, and the table takes a byte plus half a byte a code length.
-    let mut huff_lb = usize::MAX;
     let lk = log2_int(k as u32);
     for m in 0..=top_m {
         let merged = level(m);
@@ -679,20 +691,11 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             .iter()
             .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
             .sum();
-        if budget != usize::MAX {
-            // (a margin for the rounding of the sum)
-            let bits_lb = (h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra;
-            let table_lb = 2 + if merged.len() > 1 { merged.len().div_ceil(2) } else { 0 };
-            huff_lb = huff_lb.min(head + table_lb + bits_lb.div_ceil(8) as usize);
-        }
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
         let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);
         let est = h + extra as f64 + 0.03 * kf + 8.0 * (0.5 * merged.len() as f64 + listing + 2.0);
         ests.push((est, m));
-    }
-    if budget != usize::MAX && pack_size.min(sparse_size).min(huff_lb).min(alt_min) >= budget {
-        return None;
     }
     ests.sort_by(|a, b| a.0.total_cmp(&b.0));
     if (ests[0].0 / 8.0) as usize > pack_size.min(sparse_size) + 8 {

@@ -201,7 +201,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
                 return;
             }
         }
-        if per_value || dec_failed {
+        if (per_value || dec_failed) && !try_runs {
             if let Some(c) = encode_deck(v, budget(&best)) {
                 consider(c, &mut best);
             }
@@ -213,7 +213,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
                 return;
             }
         }
-        if !ks.is_empty() {
+        if !ks.is_empty() && !try_runs {
             if let Some(c) = encode_deck(v, budget(&best)) {
                 consider(c, &mut best);
             }

@@ -229,10 +229,11 @@ pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
 /// has no lengths: that symbol takes 0 bits.
 pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
     let used = syms.len();
-    let mut gaps = Vec::with_capacity(used * 2);
+    // the gap listing's size, to compare with the bitmap's before writing either
+    let mut gaps_len = 0usize;
     let mut prev: i64 = -1;
     for &s in syms {
-        put_varint(&mut gaps, (s as i64 - prev - 1) as u64);
+        gaps_len += crate::bytes::varint_len((s as i64 - prev - 1) as u64);
         prev = s as i64;
     }
     let first = syms[0] as u64;
@@ -240,7 +241,7 @@ pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
     let bitmap_len = crate::bytes::varint_len(first)
         + crate::bytes::varint_len(span)
         + span.div_ceil(8) as usize;
-    if used > 1 && bitmap_len < gaps.len() {
+    if used > 1 && bitmap_len < gaps_len {
         put_varint(out, 2 * used as u64 + 1);
         put_varint(out, first);
         put_varint(out, span);
@@ -252,7 +253,11 @@ pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
         }
     } else {
         put_varint(out, 2 * used as u64);
-        out.extend_from_slice(&gaps);
+        let mut prev: i64 = -1;
+        for &s in syms {
+            put_varint(out, (s as i64 - prev - 1) as u64);
+            prev = s as i64;
+        }
     }
     if used > 1 {
         for pair in lens.chunks(2) {

@@ -682,7 +682,7 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             .sum();
     }
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
-    let mut ests: Vec<(f64, u32)> = Vec::with_capacity(top_m as usize + 1);
+    let mut ests = [(0.0f64, 0u32); MAX_M as usize + 1];
     let lk = log2_int(k as u32);
     for m in 0..=top_m {
         let merged = level(m);
@@ -695,8 +695,10 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
         let listing = (1.2 * merged.len() as f64).min(span / 8.0 + 2.0);
         let est = h + extra as f64 + 0.03 * kf + 8.0 * (0.5 * merged.len() as f64 + listing + 2.0);
-        ests.push((est, m));
+        ests[m as usize] = (est, m);
     }
+    let ests = &mut ests[..=top_m as usize];
+    // (stable: equal estimates keep the lower precision first)
     ests.sort_by(|a, b| a.0.total_cmp(&b.0));
     if (ests[0].0 / 8.0) as usize > pack_size.min(sparse_size) + 8 {
         return Some(pack_or_sparse);

@@ -769,34 +769,83 @@ type Table = [u32; 1 << huffman::MAX_CODE_LEN];
 
 /// Lays out the decoding table of `dec` (entries of the symbols as above; `run` says whether
 /// symbol index `i` is a run symbol) in `table[..2^dec.bits]`.
+///
+/// An entry of a code of `l` bits (with its resolved extra bits: of `l + eb` bits) belongs at
+/// every index whose low `l` bits are the code. By increasing length `L`: the entries of the
+/// codes of `L` bits are written once, at their code (below 2^L), then `table[..2^L]` is
+/// copied to `table[2^L..2^(L+1)]`, which repeats every shorter code at its place. The code
+/// is complete (checked by `read_table`), so every index ends up written.
 fn fill_table(dec: &huffman::Decoder, table: &mut Table, info: impl Fn(usize) -> (u32, u32, bool)) {
     let bits = dec.bits;
-    let size = 1usize << bits;
-    for (i, &(code, l)) in dec.codes.iter().enumerate() {
-        let (top, eb, run) = info(i);
-        let l = l as u32;
-        let flag = if run { E_RUN } else { 0 };
-        if eb > 0 && l + eb <= bits && ((top as u64) << eb) < 1 << 16 {
-            // the code and its extra bits select 2^eb entries, each with its whole token
-            let step = 1usize << (l + eb);
-            for x in 0..1u32 << eb {
-                let e = (((top << eb) | x) << 16) | flag | (l + eb);
-                let mut j = (code | (x << l)) as usize;
-                while j < size {
-                    table[j] = e;
-                    j += step;
+    let used = dec.codes.len();
+    if bits == 0 || used > 1 << huffman::MAX_CODE_LEN {
+        // one symbol of no bits (every index is it); more symbols than a complete code of
+        // MAX_CODE_LEN bits has cannot come from read_table
+        let (top, eb, run) = info(0);
+        table[0] = (top << 16) | (eb << 8) | if run { E_RUN } else { 0 } | eb;
+        return;
+    }
+    FILL.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        // per symbol: (code | code length << 16 | extra bits resolved << 24, entry, length
+        // in the table), then the same sorted by length in the table (a counting sort)
+        let (ents, sorted) = &mut *scratch;
+        let mut count = [0u32; huffman::MAX_CODE_LEN as usize + 2];
+        ents.clear();
+        for (i, &(code, l)) in dec.codes.iter().enumerate() {
+            let (top, eb, run) = info(i);
+            let l = l as u32;
+            let flag = if run { E_RUN } else { 0 };
+            let ent = if eb > 0 && l + eb <= bits && ((top as u64) << eb) < 1 << 16 {
+                // resolved: 2^eb entries, each with its whole token (top << eb | x), eb 0
+                (
+                    code | l << 16 | eb << 24,
+                    ((top << eb) << 16) | flag | (l + eb),
+                    l + eb,
+                )
+            } else {
+                (code | l << 16, (top << 16) | (eb << 8) | flag | (l + eb), l)
+            };
+            count[ent.2 as usize + 1] += 1;
+            ents.push(ent);
+        }
+        for l in 1..count.len() {
+            count[l] += count[l - 1];
+        }
+        sorted.clear();
+        sorted.resize(used, (0, 0, 0));
+        for &ent in ents.iter() {
+            let l = ent.2 as usize;
+            sorted[count[l] as usize] = ent;
+            count[l] += 1;
+        }
+        let mut next = 0usize;
+        for len in 1..=bits {
+            while let Some(&(c, e, tl)) = sorted.get(next) {
+                if tl != len {
+                    break;
                 }
+                let (code, l, eb) = (c & 0xffff, (c >> 16) & 0xff, c >> 24);
+                for x in 0..1u32 << eb {
+                    table[((code | (x << l)) as usize) & ((1 << huffman::MAX_CODE_LEN) - 1)] =
+                        e + (x << 16);
+                }
+                next += 1;
             }
-        } else {
-            let e = (top << 16) | (eb << 8) | flag | (l + eb);
-            let step = 1usize << l;
-            let mut j = code as usize;
-            while j < size {
-                table[j] = e;
-                j += step;
+            if len < bits {
+                let half = 1usize << len;
+                table.copy_within(..half, half);
             }
         }
-    }
+    });
+}
+
+type FillScratch = (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>);
+
+thread_local! {
+    /// `fill_table`'s symbol lists, kept between calls (at most 4096 entries each).
+    static FILL: std::cell::RefCell<FillScratch> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The token of a stream at bit offset `off` (advanced past it) and its table entry. Streams

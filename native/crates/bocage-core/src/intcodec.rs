@@ -946,14 +946,15 @@ fn decode_residuals(
             }
             let runs = method == R_RHUFF;
             let values = alphabet(m);
-            let dec = huffman::read_table(r, values + if runs { 64 } else { 0 })?;
             // A fixed-size table (only the first 2^bits entries used), so that indexing with a
             // masked window needs no bounds check.
             return SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
-                let (table, padded) = &mut *scratch;
+                let (table, padded, dec) = &mut *scratch;
+                huffman::read_table_into(r, values + if runs { 64 } else { 0 }, dec)?;
+                let dec = &*dec;
                 // a run symbol j (RHUFF) is top 1 with j extra bits
-                fill_table(&dec, table, |i| {
+                fill_table(dec, table, |i| {
                     let s = dec.syms[i];
                     if s as usize >= values {
                         (1, s - values as u32, true)
@@ -982,10 +983,14 @@ fn decode_residuals(
 }
 
 thread_local! {
-    /// Per-thread decoding scratch: the Huffman table and a zero-padded copy of the streams
-    /// (so that every 8-byte window read stays in bounds without a slow path).
-    static SCRATCH: std::cell::RefCell<(Box<Table>, Vec<u8>)> =
-        std::cell::RefCell::new((Box::new([0u32; 1 << huffman::MAX_CODE_LEN]), Vec::new()));
+    /// Per-thread decoding scratch: the Huffman table, a zero-padded copy of the streams (so
+    /// that every 8-byte window read stays in bounds without a slow path) and the code table.
+    static SCRATCH: std::cell::RefCell<(Box<Table>, Vec<u8>, huffman::Decoder)> =
+        std::cell::RefCell::new((
+            Box::new([0u32; 1 << huffman::MAX_CODE_LEN]),
+            Vec::new(),
+            huffman::Decoder { bits: 0, codes: Vec::new(), syms: Vec::new() },
+        ));
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -859,7 +859,8 @@ fn token(data: &[u8], off: &mut u64, table: &Table, tmask: usize) -> (u64, u32) 
     let eb = (t >> 8) & 0x7f;
     let top = ((t >> 16) as u64) << (eb & 63);
     let z = if total <= 57 {
-        ((w >> (total - eb)) & LOW_MASK[(eb & 63) as usize]) | top
+        // eb <= 57 here: the mask is `bzhi` where the processor has BMI2
+        ((w >> (total - eb)) & ((1u64 << eb) - 1)) | top
     } else {
         token_long(data, *off, t)
     };

@@ -14,7 +14,9 @@
 //!   to `n`).
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
-use crate::intcodec::{decode_ints, decode_ints_map, encode_ints, encode_ints_within};
+use crate::intcodec::{
+    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
+};
 
 pub const F_RAW: u8 = 0x40;
 pub const F_CONST: u8 = 0x41;
@@ -393,6 +395,12 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+thread_local! {
+    /// DECK's exponent and mantissa columns while they are turned into values.
+    static DECK_SCRATCH: std::cell::RefCell<(Vec<i64>, Vec<i64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 pub fn decode_floats(data: &[u8], n: usize) -> Result<Vec<f64>> {
     decode_floats_depth(data, n, true)
 }
@@ -440,10 +448,24 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
         }
         F_DECK => {
             let l = r.len_prefix("exponent column length")?;
-            let ks = decode_ints(r.take(l, "exponent column")?, n)?;
-            let ms = decode_ints(r.rest(), n)?;
+            let kcol = r.take(l, "exponent column")?;
+            let mcol = r.rest();
             r = Reader::new(&[]);
-            deck_values(&ks, &ms)?
+            // exponents and mantissas are only read here: decoded into buffers kept by the
+            // thread (no allocation, no clearing)
+            DECK_SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let (ks, ms) = &mut *scratch;
+                let res = decode_ints_into(kcol, n, ks)
+                    .and_then(|_| decode_ints_into(mcol, n, ms))
+                    .and_then(|_| deck_values(ks, ms));
+                // keep small buffers between calls, not those of the largest column ever seen
+                if ks.capacity() > 1 << 16 || ms.capacity() > 1 << 16 {
+                    *ks = Vec::new();
+                    *ms = Vec::new();
+                }
+                res
+            })?
         }
         F_RUNS if allow_runs => {
             let runs = r.varint("run count")?;

@@ -655,17 +655,38 @@ fn write_pack_or_sparse(
 /// Decodes an integer column of `n` values and maps each through `f` on the way out (the
 /// float codec turns decimal mantissas into floats).
 pub fn decode_ints_map<T, F: FnMut(i64) -> T>(data: &[u8], n: usize, f: F) -> Result<Vec<T>> {
-    Ok(decode_ints(data, n)?.into_iter().map(f).collect())
+    MAP_SCRATCH.with(|cell| {
+        // the integers go through a buffer kept by the thread (no allocation, no clearing)
+        let mut ints = cell.borrow_mut();
+        let res =
+            decode_ints_into(data, n, &mut ints).map(|_| ints.iter().copied().map(f).collect());
+        if ints.capacity() > 1 << 16 {
+            *ints = Vec::new();
+        }
+        res
+    })
+}
+
+thread_local! {
+    static MAP_SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Decodes an integer column of `n` values.
 pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    decode_ints_into(data, n, &mut out)?;
+    Ok(out)
+}
+
+/// `decode_ints` into `out` (its previous contents are dropped; callers that decode many
+/// columns keep one buffer: its memory is not allocated nor cleared again).
+pub fn decode_ints_into(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
     let mut r = Reader::new(data);
     let tag = r.u8("integer column tag")?;
-    let mut out: Vec<i64> = Vec::new();
     match tag {
         I_RAW => {
             let raw = r.take(n * 8, "raw integer column")?;
+            out.clear();
             out.reserve_exact(n);
             out.extend(
                 raw.chunks_exact(8)
@@ -674,7 +695,8 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
         }
         I_CONST => {
             let x = unzigzag(r.varint("constant")?);
-            out = vec![x; n];
+            out.clear();
+            out.resize(n, x);
         }
         t if t & 0xf0 == I_PIPE || (I_RPIPE..=I_RPIPE + 2).contains(&t) => {
             let rpipe = t & 0xf0 == I_RPIPE;
@@ -689,9 +711,12 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
                 )));
             }
             let method = if rpipe { R_RHUFF } else { t & 3 };
-            let mut v = vec![0i64; n];
+            // every value is written below: old contents may stay, only new room is zeroed
+            out.truncate(n);
+            out.resize(n, 0);
+            let v = &mut out[..];
             match d {
-                0 => decode_residuals(method, &mut r, &mut v, None)?,
+                0 => decode_residuals(method, &mut r, v, None)?,
                 1 => {
                     v[0] = unzigzag(r.varint("first value")?);
                     let (first, rest) = v.split_at_mut(1);
@@ -709,7 +734,6 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
                     }
                 }
             }
-            out = v;
         }
         t => {
             return Err(Error::corrupt(format!(
@@ -723,7 +747,7 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
             r.remaining()
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// 64 bits of `data` starting at bit `off` (zeros past the end), shifted so that bit `off`

@@ -990,10 +990,6 @@ fn decode_residuals(
                 });
                 let tmask = (1usize << dec.bits) - 1;
                 let res = huff_streams(r, out, c, table, tmask, padded, runs, acc);
-                // keep a small buffer between calls, not the largest column ever seen
-                if padded.capacity() > 1 << 20 {
-                    *padded = Vec::new();
-                }
                 res
             });
         }
@@ -1008,7 +1004,7 @@ fn decode_residuals(
 }
 
 thread_local! {
-    /// Per-thread decoding scratch: the Huffman table, a zero-padded copy of the streams (so
+    /// Per-thread decoding scratch: the Huffman table, a zero-padded copy of short streams (so
     /// that every 8-byte window read stays in bounds without a slow path) and the code table.
     static SCRATCH: std::cell::RefCell<(Box<Table>, Vec<u8>, huffman::Decoder)> =
         std::cell::RefCell::new((
@@ -1061,10 +1057,16 @@ fn huff_streams(
         return Err(Error::corrupt("huffman stream lengths exceed the column"));
     }
     ends[ns - 1] = body.len();
-    padded.clear();
-    padded.extend_from_slice(body);
-    padded.extend_from_slice(&[0u8; 8]);
-    let body = &padded[..];
+    // Short payloads are read from a copy followed by 8 zero bytes, so that no window read
+    // takes the slow path at the end; long ones in place, where only their last few tokens do.
+    let body = if body.len() < 1024 {
+        padded.clear();
+        padded.extend_from_slice(body);
+        padded.extend_from_slice(&[0u8; 8]);
+        &padded[..]
+    } else {
+        body
+    };
     // bit offset of each stream's next code, all in one buffer
     let mut off = [0u64; 4];
     for j in 1..ns {

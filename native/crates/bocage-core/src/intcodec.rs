@@ -989,8 +989,7 @@ fn decode_residuals(
                     }
                 });
                 let tmask = (1usize << dec.bits) - 1;
-                let res = huff_streams(r, out, c, table, tmask, padded, runs, acc);
-                res
+                huff_streams(r, out, c, table, tmask, padded, runs, acc)
             });
         }
     }

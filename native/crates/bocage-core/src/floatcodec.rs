@@ -358,7 +358,7 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
         return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
     }
     let n = ks.len().min(ms.len());
-    let mut out = Vec::with_capacity(n);
+    let (ks, ms) = (&ks[..n], &ms[..n]);
     let value = |k: i64, m: i64| {
         let q = (m as f64) / POW10_DECK[(k & 31) as usize];
         if k == K_RAW {
@@ -367,10 +367,11 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
             q
         }
     };
+    let mut out: Vec<f64> = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
     // in fours: the divisions of a group are independent, the compiler pairs them
-    let (k4, m4) = (ks[..n].chunks_exact(4), ms[..n].chunks_exact(4));
-    let (kr, mr) = (k4.remainder(), m4.remainder());
-    for (k, m) in k4.zip(m4) {
+    let mut d4 = dst.chunks_exact_mut(4);
+    for ((o, k), m) in (&mut d4).zip(ks.chunks_exact(4)).zip(ms.chunks_exact(4)) {
         let (k, m) = (
             <&[i64; 4]>::try_from(k).unwrap(),
             <&[i64; 4]>::try_from(m).unwrap(),
@@ -382,16 +383,21 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
             m[2] as f64 / p(2),
             m[3] as f64 / p(3),
         ];
-        let pick = |i: usize| {
-            if k[i] == K_RAW {
+        for i in 0..4 {
+            o[i].write(if k[i] == K_RAW {
                 f64::from_bits(m[i] as u64)
             } else {
                 q[i]
-            }
-        };
-        out.extend_from_slice(&[pick(0), pick(1), pick(2), pick(3)]);
+            });
+        }
     }
-    out.extend(kr.iter().zip(mr).map(|(&k, &m)| value(k, m)));
+    let done = n - n % 4;
+    for (i, o) in d4.into_remainder().iter_mut().enumerate() {
+        o.write(value(ks[done + i], ms[done + i]));
+    }
+    // SAFETY: the loops above wrote every one of the first `n` spare elements (`n / 4`
+    // groups of four, then the `n % 4` left), and the capacity is at least `n`.
+    unsafe { out.set_len(n) };
     Ok(out)
 }
 

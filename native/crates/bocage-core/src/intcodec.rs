@@ -1026,6 +1026,12 @@ thread_local! {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Kernels run by table size: 1 = full (MAX_CODE_LEN bits), 2 = smaller.
+    static TABLES_SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
 fn portable_only() -> bool {
     PORTABLE_ONLY.with(|p| p.get())
 }
@@ -1071,8 +1077,16 @@ fn huff_streams(
     for j in 1..ns {
         off[j] = ends[j - 1] as u64 * 8;
     }
-    let d = Tables { body, table, tmask };
-    d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+    #[cfg(test)]
+    TABLES_SEEN.with(|t| t.set(t.get() | if tmask == FULL_MASK { 1 } else { 2 }));
+    if tmask == FULL_MASK {
+        // the common table of MAX_CODE_LEN bits: its mask is a constant (one register less)
+        let d = Tables::<true> { body, table, tmask };
+        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+    } else {
+        let d = Tables::<false> { body, table, tmask };
+        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+    }
     // each stream must end exactly in its last byte
     let mut start = 0usize;
     for j in 0..ns {
@@ -1089,13 +1103,16 @@ fn huff_streams(
 
 /// The streams of a HUFF / RHUFF payload and their decoding table. The kernels write the
 /// residuals `c + unzigzag(token)`, or with `DELTA` their running sums from `acc`.
-struct Tables<'a> {
+struct Tables<'a, const FULL: bool> {
     body: &'a [u8],
     table: &'a Table,
+    /// `FULL_MASK` when `FULL`
     tmask: usize,
 }
 
-impl Tables<'_> {
+const FULL_MASK: usize = (1 << huffman::MAX_CODE_LEN) - 1;
+
+impl<const FULL: bool> Tables<'_, FULL> {
     /// Runs the kernel for the payload, compiled for BMI2 when the processor has it (the bit
     /// fiddling of every token takes fewer instructions: shifts by a register amount without
     /// the `cl` register, masks by `bzhi`), else for the baseline x86-64.
@@ -1158,7 +1175,8 @@ impl Tables<'_> {
 
     #[inline(always)]
     fn tok(&self, off: &mut u64) -> (u64, u32) {
-        token(self.body, off, self.table, self.tmask)
+        let tmask = if FULL { FULL_MASK } else { self.tmask };
+        token(self.body, off, self.table, tmask)
     }
 
     /// HUFF, one stream.
@@ -1441,6 +1459,7 @@ mod tests {
             }
             PORTABLE_ONLY.with(|p| p.set(false));
         }
+        assert_eq!(TABLES_SEEN.with(|t| t.get()), 3, "full and smaller tables");
         for want in [
             (R_HUFF, 1, false),
             (R_HUFF, 4, false),

@@ -1032,6 +1032,13 @@ thread_local! {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Paths of `tok2` taken: 1 = both tokens from one window, 2 = the second reloaded, 4 =
+    /// a first token too long to pair.
+    static PAIRS_SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
 fn portable_only() -> bool {
     PORTABLE_ONLY.with(|p| p.get())
 }
@@ -1195,7 +1202,42 @@ impl<const FULL: bool> Tables<'_, FULL> {
         *off = o;
     }
 
-    /// HUFF, four streams (value `i` in stream `i % 4`).
+    /// Two consecutive tokens of a stream, the second from the same window when both fit in
+    /// its 57 bits (the usual case): its table lookup then waits for the first token's
+    /// length only, not for another load.
+    #[inline(always)]
+    fn tok2(&self, off: &mut u64) -> (u64, u64) {
+        let tmask = self.tmask & ((1 << huffman::MAX_CODE_LEN) - 1);
+        let w = window(self.body, *off);
+        let ta = self.table[(w as usize) & tmask];
+        let la = ta & 0x7f;
+        if la > 57 {
+            #[cfg(test)]
+            PAIRS_SEEN.with(|p| p.set(p.get() | 4));
+            return (self.tok(off).0, self.tok(off).0);
+        }
+        let ea = (ta >> 8) & 63;
+        let za = ((w >> (la - ea)) & ((1u64 << ea) - 1)) | (((ta >> 16) as u64) << ea);
+        // bits past the window's 57 are zeros: a lookup that needed them finds a code whose
+        // length does not fit the test below (codes are prefix-free)
+        let w2 = w >> la;
+        let tb = self.table[(w2 as usize) & tmask];
+        let lb = tb & 0x7f;
+        #[cfg(test)]
+        PAIRS_SEEN.with(|p| p.set(p.get() | if la + lb <= 57 { 1 } else { 2 }));
+        if la + lb <= 57 {
+            let eb = (tb >> 8) & 63;
+            let zb = ((w2 >> (lb - eb)) & ((1u64 << eb) - 1)) | (((tb >> 16) as u64) << eb);
+            *off += (la + lb) as u64;
+            (za, zb)
+        } else {
+            *off += la as u64;
+            (za, self.tok(off).0)
+        }
+    }
+
+    /// HUFF, four streams (value `i` in stream `i % 4`): eight values at a time, two of each
+    /// stream.
     #[inline(always)]
     fn values4<const DELTA: bool>(
         &self,
@@ -1205,33 +1247,25 @@ impl<const FULL: bool> Tables<'_, FULL> {
         mut acc: i64,
     ) {
         let [mut o0, mut o1, mut o2, mut o3] = *off;
-        let mut chunks = out.chunks_exact_mut(4);
+        let mut chunks = out.chunks_exact_mut(8);
         for q in &mut chunks {
-            let z0 = self.tok(&mut o0).0;
-            let z1 = self.tok(&mut o1).0;
-            let z2 = self.tok(&mut o2).0;
-            let z3 = self.tok(&mut o3).0;
-            let v0 = c.wrapping_add(unzigzag(z0));
-            let v1 = c.wrapping_add(unzigzag(z1));
-            let v2 = c.wrapping_add(unzigzag(z2));
-            let v3 = c.wrapping_add(unzigzag(z3));
+            let (a0, b0) = self.tok2(&mut o0);
+            let (a1, b1) = self.tok2(&mut o1);
+            let (a2, b2) = self.tok2(&mut o2);
+            let (a3, b3) = self.tok2(&mut o3);
+            let v = [a0, a1, a2, a3, b0, b1, b2, b3].map(|z| c.wrapping_add(unzigzag(z)));
             if DELTA {
-                let s01 = v0.wrapping_add(v1);
-                q[0] = acc.wrapping_add(v0);
-                q[1] = acc.wrapping_add(s01);
-                q[2] = acc.wrapping_add(s01.wrapping_add(v2));
-                acc = acc.wrapping_add(s01.wrapping_add(v2.wrapping_add(v3)));
-                q[3] = acc;
+                for (x, &d) in q.iter_mut().zip(&v) {
+                    acc = acc.wrapping_add(d);
+                    *x = acc;
+                }
             } else {
-                q[0] = v0;
-                q[1] = v1;
-                q[2] = v2;
-                q[3] = v3;
+                q.copy_from_slice(&v);
             }
         }
         *off = [o0, o1, o2, o3];
-        for (x, o) in chunks.into_remainder().iter_mut().zip(off.iter_mut()) {
-            let v = c.wrapping_add(unzigzag(self.tok(o).0));
+        for (i, x) in chunks.into_remainder().iter_mut().enumerate() {
+            let v = c.wrapping_add(unzigzag(self.tok(&mut off[i % 4]).0));
             if DELTA {
                 acc = acc.wrapping_add(v);
                 *x = acc;
@@ -1459,6 +1493,7 @@ mod tests {
             }
             PORTABLE_ONLY.with(|p| p.set(false));
         }
+        assert_eq!(PAIRS_SEEN.with(|p| p.get()), 7, "every path of tok2");
         assert_eq!(TABLES_SEEN.with(|t| t.get()), 3, "full and smaller tables");
         for want in [
             (R_HUFF, 1, false),

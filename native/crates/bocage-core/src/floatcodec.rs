@@ -14,7 +14,9 @@
 //!   to `n`).
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
-use crate::intcodec::{decode_ints, decode_ints_map, encode_ints, encode_ints_within};
+use crate::intcodec::{
+    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
+};
 
 pub const F_RAW: u8 = 0x40;
 pub const F_CONST: u8 = 0x41;
@@ -372,6 +374,84 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
     (out.len() < budget).then_some(out)
 }
 
+/// Powers of ten by DECK exponent, 1 from `K_RAW` on (a placeholder: those values are raw
+/// bit patterns, or the exponent is out of range), so that any `k & 31` indexes it.
+const POW10_DECK: [f64; 32] = {
+    let mut t = [1.0; 32];
+    let mut i = 0;
+    while i <= MAX_E {
+        t[i] = POW10[i];
+        i += 1;
+    }
+    t
+};
+
+/// The values of a DECK column from its exponents and mantissas (as many of each). One pass
+/// without branches, which the compiler vectorises: the division is done for raw values too
+/// (and dropped), after a check of the exponents.
+fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
+    // 0 <= k <= 19 exactly when neither k nor k + 12 (as u64) has a bit from 2^5 up: one
+    // OR-reduction, which vectorises (a search for the first bad exponent does not)
+    let any = ks
+        .iter()
+        .fold(0u64, |a, &k| a | k as u64 | (k as u64).wrapping_add(12));
+    if any >> 5 != 0 {
+        let k = ks
+            .iter()
+            .find(|&&k| !(0..=K_RAW).contains(&k))
+            .unwrap_or(&-1);
+        return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
+    }
+    let n = ks.len().min(ms.len());
+    let (ks, ms) = (&ks[..n], &ms[..n]);
+    let value = |k: i64, m: i64| {
+        let q = (m as f64) / POW10_DECK[(k & 31) as usize];
+        if k == K_RAW {
+            f64::from_bits(m as u64)
+        } else {
+            q
+        }
+    };
+    let mut out: Vec<f64> = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    // in fours: the divisions of a group are independent, the compiler pairs them
+    let mut d4 = dst.chunks_exact_mut(4);
+    for ((o, k), m) in (&mut d4).zip(ks.chunks_exact(4)).zip(ms.chunks_exact(4)) {
+        let (k, m) = (
+            <&[i64; 4]>::try_from(k).unwrap(),
+            <&[i64; 4]>::try_from(m).unwrap(),
+        );
+        let p = |i: usize| POW10_DECK[(k[i] & 31) as usize];
+        let q = [
+            m[0] as f64 / p(0),
+            m[1] as f64 / p(1),
+            m[2] as f64 / p(2),
+            m[3] as f64 / p(3),
+        ];
+        for i in 0..4 {
+            o[i].write(if k[i] == K_RAW {
+                f64::from_bits(m[i] as u64)
+            } else {
+                q[i]
+            });
+        }
+    }
+    let done = n - n % 4;
+    for (i, o) in d4.into_remainder().iter_mut().enumerate() {
+        o.write(value(ks[done + i], ms[done + i]));
+    }
+    // SAFETY: the loops above wrote every one of the first `n` spare elements (`n / 4`
+    // groups of four, then the `n % 4` left), and the capacity is at least `n`.
+    unsafe { out.set_len(n) };
+    Ok(out)
+}
+
+thread_local! {
+    /// DECK's exponent and mantissa columns while they are turned into values.
+    static DECK_SCRATCH: std::cell::RefCell<(Vec<i64>, Vec<i64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 pub fn decode_floats(data: &[u8], n: usize) -> Result<Vec<f64>> {
     decode_floats_depth(data, n, true)
 }
@@ -419,21 +499,24 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
         }
         F_DECK => {
             let l = r.len_prefix("exponent column length")?;
-            let ks = decode_ints(r.take(l, "exponent column")?, n)?;
-            if let Some(k) = ks.iter().find(|&&k| !(0..=K_RAW).contains(&k)) {
-                return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
-            }
-            let ms = decode_ints(r.rest(), n)?;
-            let out: Vec<f64> = ks
-                .iter()
-                .zip(&ms)
-                .map(|(&k, &m)| match POW10.get(k as usize) {
-                    Some(&p) => (m as f64) / p,
-                    None => f64::from_bits(m as u64),
-                })
-                .collect();
+            let kcol = r.take(l, "exponent column")?;
+            let mcol = r.rest();
             r = Reader::new(&[]);
-            out
+            // exponents and mantissas are only read here: decoded into buffers kept by the
+            // thread (no allocation, no clearing)
+            DECK_SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let (ks, ms) = &mut *scratch;
+                let res = decode_ints_into(kcol, n, ks)
+                    .and_then(|_| decode_ints_into(mcol, n, ms))
+                    .and_then(|_| deck_values(ks, ms));
+                // keep small buffers between calls, not those of the largest column ever seen
+                if ks.capacity() > 1 << 16 || ms.capacity() > 1 << 16 {
+                    *ks = Vec::new();
+                    *ms = Vec::new();
+                }
+                res
+            })?
         }
         F_RUNS if allow_runs => {
             let runs = r.varint("run count")?;
@@ -537,6 +620,51 @@ mod tests {
         for &v in &values {
             for e in 0..=MAX_E {
                 assert_eq!(mantissa(v, e), mantissa_reference(v, e), "{v:e} at {e}");
+            }
+        }
+    }
+
+    /// `deck_values` against the per-value rule, and its exponent check against a plain one
+    /// (every length, so that the groups of four and the remainder are both covered).
+    #[test]
+    fn deck_values_match_reference() {
+        let mut x = 0x452821e638d01377u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let n = (rnd() % 40) as usize;
+            let bad_at = if round % 3 == 0 {
+                Some((rnd() % 64) as usize)
+            } else {
+                None
+            };
+            let ks: Vec<i64> = (0..n)
+                .map(|i| {
+                    if Some(i) == bad_at {
+                        [-1i64, 20, 31, 32, 44, i64::MIN, i64::MAX, -12, -13][(rnd() % 9) as usize]
+                    } else {
+                        (rnd() % 20) as i64
+                    }
+                })
+                .collect();
+            let ms: Vec<i64> = (0..n).map(|_| (rnd() >> (rnd() % 64)) as i64).collect();
+            let got = deck_values(&ks, &ms);
+            if ks.iter().any(|k| !(0..=K_RAW).contains(k)) {
+                assert!(got.is_err(), "round {round}: {ks:?}");
+                continue;
+            }
+            let got = got.unwrap();
+            for i in 0..n {
+                let want = if ks[i] == K_RAW {
+                    f64::from_bits(ms[i] as u64)
+                } else {
+                    (ms[i] as f64) / POW10[ks[i] as usize]
+                };
+                assert_eq!(got[i].to_bits(), want.to_bits(), "round {round} at {i}");
             }
         }
     }

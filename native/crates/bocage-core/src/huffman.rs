@@ -297,13 +297,26 @@ pub const HOLE: u32 = u32::MAX;
 
 /// Reads a table written by `write_table` for an alphabet of `alphabet` symbols.
 pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
+    let mut dec = Decoder {
+        bits: 0,
+        codes: Vec::new(),
+        syms: Vec::new(),
+    };
+    read_table_into(r, alphabet, &mut dec)?;
+    Ok(dec)
+}
+
+/// `read_table` into the buffers of `dec` (decoders keep one between columns).
+pub fn read_table_into(r: &mut Reader<'_>, alphabet: usize, dec: &mut Decoder) -> Result<()> {
     let head = r.varint("huffman symbol count")?;
     let (used, layout) = (head / 2, head % 2);
     if used == 0 || used > alphabet as u64 || used > r.remaining() as u64 * 8 {
         return Err(Error::corrupt("huffman table symbol count out of range"));
     }
     let used = used as usize;
-    let mut syms = Vec::with_capacity(used);
+    let syms = &mut dec.syms;
+    syms.clear();
+    syms.reserve(used);
     if layout == 0 {
         let mut prev: i64 = -1;
         for _ in 0..used {
@@ -322,9 +335,12 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
             return Err(Error::corrupt("huffman symbol span out of range"));
         }
         let bitmap = r.take(span.div_ceil(8) as usize, "huffman symbol bitmap")?;
-        for i in 0..span as usize {
-            if bitmap[i / 8] >> (i % 8) & 1 == 1 {
-                syms.push((first as usize + i) as u32);
+        // set bits byte by byte (bits past the span fail the checks below)
+        for (i, &byte) in bitmap.iter().enumerate() {
+            let mut b = byte;
+            while b != 0 {
+                syms.push((first as usize + 8 * i + b.trailing_zeros() as usize) as u32);
+                b &= b - 1;
             }
         }
         if syms.len() != used
@@ -337,25 +353,27 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
             ));
         }
     }
+    let codes = &mut dec.codes;
+    codes.clear();
     if used == 1 {
-        return Ok(Decoder {
-            bits: 0,
-            codes: vec![(0, 0)],
-            syms,
-        });
+        dec.bits = 0;
+        codes.push((0, 0));
+        return Ok(());
     }
     let packed = r.take(used.div_ceil(2), "huffman code lengths")?;
-    let mut lens = vec![0u8; used];
     let mut max_len = 0u32;
     let mut kraft: u64 = 0;
-    for (k, l) in lens.iter_mut().enumerate() {
+    let mut count = [0u32; MAX_CODE_LEN as usize + 1];
+    for k in 0..used {
         let b = packed[k / 2];
-        *l = if k % 2 == 0 { b & 15 } else { b >> 4 };
-        if *l == 0 || *l as u32 > MAX_CODE_LEN {
+        let l = if k % 2 == 0 { b & 15 } else { b >> 4 };
+        if l == 0 || l as u32 > MAX_CODE_LEN {
             return Err(Error::corrupt("huffman code length out of range"));
         }
-        max_len = max_len.max(*l as u32);
-        kraft += 1u64 << (MAX_CODE_LEN - *l as u32);
+        max_len = max_len.max(l as u32);
+        kraft += 1u64 << (MAX_CODE_LEN - l as u32);
+        count[l as usize] += 1;
+        codes.push((0, l));
     }
     // Huffman codes are complete: every bit pattern starts a code, so decoders need no check.
     if kraft != 1u64 << MAX_CODE_LEN {
@@ -363,12 +381,20 @@ pub fn read_table(r: &mut Reader<'_>, alphabet: usize) -> Result<Decoder> {
             "huffman code lengths do not form a complete code",
         ));
     }
-    let codes = canonical_codes(&lens);
-    Ok(Decoder {
-        bits: max_len,
-        codes,
-        syms,
-    })
+    // the codes of `canonical_codes`
+    let mut next = [0u32; MAX_CODE_LEN as usize + 1];
+    let mut code = 0u32;
+    for bits in 1..=MAX_CODE_LEN as usize {
+        code = (code + count[bits - 1]) << 1;
+        next[bits] = code;
+    }
+    for c in codes.iter_mut() {
+        let l = c.1 as usize;
+        c.0 = next[l].reverse_bits() >> (32 - l);
+        next[l] += 1;
+    }
+    dec.bits = max_len;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -416,6 +442,55 @@ mod tests {
             assert_ne!(e, HOLE);
             br.consume(e & 0xff);
             assert_eq!(dec.syms[(e >> 8) as usize] as usize, s);
+        }
+    }
+
+    /// `read_table` gives the symbols written and the codes of `canonical_codes`, in both
+    /// layouts, and refuses every cut of the table.
+    #[test]
+    fn read_table_matches_canonical_codes() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..2000 {
+            let alphabet = 1 + (rnd() % 3000) as usize;
+            let dense = round % 2 == 0;
+            let counts: Vec<u32> = (0..alphabet)
+                .map(|_| {
+                    if rnd() % if dense { 2 } else { 40 } == 0 {
+                        1 + (rnd() % (1 << (rnd() % 16))) as u32
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let syms: Vec<u32> = (0..alphabet as u32)
+                .filter(|&i| counts[i as usize] > 0)
+                .collect();
+            if syms.is_empty() {
+                continue;
+            }
+            let lens = code_lengths(&counts);
+            let clens: Vec<u8> = syms.iter().map(|&i| lens[i as usize]).collect();
+            let mut t = Vec::new();
+            write_table(&syms, &clens, &mut t);
+            let mut r = Reader::new(&t);
+            let dec = read_table(&mut r, alphabet).unwrap();
+            assert!(r.is_empty());
+            assert_eq!(dec.syms, syms, "round {round}");
+            if syms.len() == 1 {
+                assert_eq!((dec.bits, &dec.codes[..]), (0, &[(0, 0)][..]));
+            } else {
+                assert_eq!(dec.codes, canonical_codes(&clens), "round {round}");
+                assert_eq!(dec.bits, *clens.iter().max().unwrap() as u32);
+            }
+            for cut in [0, t.len() / 2, t.len() - 1] {
+                assert!(read_table(&mut Reader::new(&t[..cut]), alphabet).is_err());
+            }
         }
     }
 

@@ -837,17 +837,38 @@ fn write_pack_or_sparse(
 /// Decodes an integer column of `n` values and maps each through `f` on the way out (the
 /// float codec turns decimal mantissas into floats).
 pub fn decode_ints_map<T, F: FnMut(i64) -> T>(data: &[u8], n: usize, f: F) -> Result<Vec<T>> {
-    Ok(decode_ints(data, n)?.into_iter().map(f).collect())
+    MAP_SCRATCH.with(|cell| {
+        // the integers go through a buffer kept by the thread (no allocation, no clearing)
+        let mut ints = cell.borrow_mut();
+        let res =
+            decode_ints_into(data, n, &mut ints).map(|_| ints.iter().copied().map(f).collect());
+        if ints.capacity() > 1 << 16 {
+            *ints = Vec::new();
+        }
+        res
+    })
+}
+
+thread_local! {
+    static MAP_SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Decodes an integer column of `n` values.
 pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    decode_ints_into(data, n, &mut out)?;
+    Ok(out)
+}
+
+/// `decode_ints` into `out` (its previous contents are dropped; callers that decode many
+/// columns keep one buffer: its memory is not allocated nor cleared again).
+pub fn decode_ints_into(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
     let mut r = Reader::new(data);
     let tag = r.u8("integer column tag")?;
-    let mut out: Vec<i64> = Vec::new();
     match tag {
         I_RAW => {
             let raw = r.take(n * 8, "raw integer column")?;
+            out.clear();
             out.reserve_exact(n);
             out.extend(
                 raw.chunks_exact(8)
@@ -856,7 +877,8 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
         }
         I_CONST => {
             let x = unzigzag(r.varint("constant")?);
-            out = vec![x; n];
+            out.clear();
+            out.resize(n, x);
         }
         t if t & 0xf0 == I_PIPE || (I_RPIPE..=I_RPIPE + 2).contains(&t) => {
             let rpipe = t & 0xf0 == I_RPIPE;
@@ -871,27 +893,22 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
                 )));
             }
             let method = if rpipe { R_RHUFF } else { t & 3 };
-            let mut v = vec![0i64; n];
+            // every value is written below: old contents may stay, only new room is zeroed
+            out.truncate(n);
+            out.resize(n, 0);
+            let v = &mut out[..];
             match d {
-                0 => decode_residuals(method, &mut r, &mut v)?,
+                0 => decode_residuals(method, &mut r, v, None)?,
                 1 => {
                     v[0] = unzigzag(r.varint("first value")?);
-                    decode_residuals(method, &mut r, &mut v[1..])?;
-                    let mut acc = 0i64;
-                    for x in v.iter_mut() {
-                        acc = acc.wrapping_add(*x);
-                        *x = acc;
-                    }
+                    let (first, rest) = v.split_at_mut(1);
+                    decode_residuals(method, &mut r, rest, Some(first[0]))?;
                 }
                 _ => {
                     v[0] = unzigzag(r.varint("first value")?);
                     v[1] = unzigzag(r.varint("first difference")?);
-                    decode_residuals(method, &mut r, &mut v[2..])?;
-                    let mut acc = 0i64;
-                    for x in v[1..].iter_mut() {
-                        acc = acc.wrapping_add(*x);
-                        *x = acc;
-                    }
+                    let (first, rest) = v.split_at_mut(2);
+                    decode_residuals(method, &mut r, rest, Some(first[1]))?;
                     let mut acc = 0i64;
                     for x in v.iter_mut() {
                         acc = acc.wrapping_add(*x);
@@ -899,7 +916,6 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
                     }
                 }
             }
-            out = v;
         }
         t => {
             return Err(Error::corrupt(format!(
@@ -913,32 +929,7 @@ pub fn decode_ints(data: &[u8], n: usize) -> Result<Vec<i64>> {
             r.remaining()
         )));
     }
-    Ok(out)
-}
-
-/// Like `huff_at`, also returning the table entry (RHUFF reads its run flag).
-#[inline(always)]
-fn token_at(
-    data: &[u8],
-    off: &mut u64,
-    table: &[u32; 1 << huffman::MAX_CODE_LEN],
-    tmask: usize,
-) -> (u64, u32) {
-    let w = window(data, *off);
-    let t = table[(w as usize) & tmask & ((1 << huffman::MAX_CODE_LEN) - 1)];
-    let len = t & 0xff;
-    let eb = (t >> 8) & 0x3f;
-    let top = ((t >> 16) as u64) << eb;
-    let z = if len + eb <= 57 {
-        ((w >> len) & LOW_MASK[eb as usize]) | top
-    } else {
-        let at = *off + len as u64;
-        let lo = window(data, at) & LOW_MASK[32];
-        let hi = window(data, at + 32) & LOW_MASK[eb as usize - 32];
-        (lo | (hi << 32)) | top
-    };
-    *off += (len + eb) as u64;
-    (z, t)
+    Ok(())
 }
 
 /// 64 bits of `data` starting at bit `off` (zeros past the end), shifted so that bit `off`
@@ -974,41 +965,141 @@ const LOW_MASK: [u64; 65] = {
     m
 };
 
-/// One zigzagged residual of a HUFF stream at bit offset `off` (advanced past it). Streams
+/// Decoding table entry: bits consumed in all (code + extra bits, up to 75) in bits 0..7,
+/// run flag (RHUFF) in bit 7, extra bits still to read `eb` in bits 8..14, top bits in bits
+/// 16..32: the token is `top << eb | next eb bits after the code`. Where a code and all its
+/// extra bits fit the table index (and the token fits 16 bits), the extra bits are resolved
+/// by the table itself: one entry per value of them, with `eb` 0 and the whole token as top.
+const E_RUN: u32 = 0x80;
+type Table = [u32; 1 << huffman::MAX_CODE_LEN];
+
+/// Lays out the decoding table of `dec` (entries of the symbols as above; `run` says whether
+/// symbol index `i` is a run symbol) in `table[..2^dec.bits]`.
+///
+/// An entry of a code of `l` bits (with its resolved extra bits: of `l + eb` bits) belongs at
+/// every index whose low `l` bits are the code. By increasing length `L`: the entries of the
+/// codes of `L` bits are written once, at their code (below 2^L), then `table[..2^L]` is
+/// copied to `table[2^L..2^(L+1)]`, which repeats every shorter code at its place. The code
+/// is complete (checked by `read_table`), so every index ends up written.
+fn fill_table(dec: &huffman::Decoder, table: &mut Table, info: impl Fn(usize) -> (u32, u32, bool)) {
+    let bits = dec.bits;
+    let used = dec.codes.len();
+    if bits == 0 || used > 1 << huffman::MAX_CODE_LEN {
+        // one symbol of no bits (every index is it); more symbols than a complete code of
+        // MAX_CODE_LEN bits has cannot come from read_table
+        let (top, eb, run) = info(0);
+        table[0] = (top << 16) | (eb << 8) | if run { E_RUN } else { 0 } | eb;
+        return;
+    }
+    FILL.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        // per symbol: (code | code length << 16 | extra bits resolved << 24, entry, length
+        // in the table), then the same sorted by length in the table (a counting sort)
+        let (ents, sorted) = &mut *scratch;
+        let mut count = [0u32; huffman::MAX_CODE_LEN as usize + 2];
+        ents.clear();
+        for (i, &(code, l)) in dec.codes.iter().enumerate() {
+            let (top, eb, run) = info(i);
+            let l = l as u32;
+            let flag = if run { E_RUN } else { 0 };
+            let ent = if eb > 0 && l + eb <= bits && ((top as u64) << eb) < 1 << 16 {
+                // resolved: 2^eb entries, each with its whole token (top << eb | x), eb 0
+                (
+                    code | l << 16 | eb << 24,
+                    ((top << eb) << 16) | flag | (l + eb),
+                    l + eb,
+                )
+            } else {
+                (code | l << 16, (top << 16) | (eb << 8) | flag | (l + eb), l)
+            };
+            count[ent.2 as usize + 1] += 1;
+            ents.push(ent);
+        }
+        for l in 1..count.len() {
+            count[l] += count[l - 1];
+        }
+        sorted.clear();
+        sorted.resize(used, (0, 0, 0));
+        for &ent in ents.iter() {
+            let l = ent.2 as usize;
+            sorted[count[l] as usize] = ent;
+            count[l] += 1;
+        }
+        let mut next = 0usize;
+        for len in 1..=bits {
+            while let Some(&(c, e, tl)) = sorted.get(next) {
+                if tl != len {
+                    break;
+                }
+                let (code, l, eb) = (c & 0xffff, (c >> 16) & 0xff, c >> 24);
+                for x in 0..1u32 << eb {
+                    table[((code | (x << l)) as usize) & ((1 << huffman::MAX_CODE_LEN) - 1)] =
+                        e + (x << 16);
+                }
+                next += 1;
+            }
+            if len < bits {
+                let half = 1usize << len;
+                table.copy_within(..half, half);
+            }
+        }
+    });
+}
+
+type FillScratch = (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>);
+
+thread_local! {
+    /// `fill_table`'s symbol lists, kept between calls (at most 4096 entries each).
+    static FILL: std::cell::RefCell<FillScratch> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The token of a stream at bit offset `off` (advanced past it) and its table entry. Streams
 /// share one buffer, so a read may run into the next stream's bytes: the offsets are checked
 /// against the stream ends afterwards.
 #[inline(always)]
-fn huff_at(
-    data: &[u8],
-    off: &mut u64,
-    table: &[u32; 1 << huffman::MAX_CODE_LEN],
-    tmask: usize,
-) -> u64 {
+fn token(data: &[u8], off: &mut u64, table: &Table, tmask: usize) -> (u64, u32) {
     let w = window(data, *off);
     let t = table[(w as usize) & tmask & ((1 << huffman::MAX_CODE_LEN) - 1)];
-    let len = t & 0xff;
-    let eb = (t >> 8) & 0x3f;
-    let top = ((t >> 16) as u64) << eb;
-    if len + eb <= 57 {
-        *off += (len + eb) as u64;
-        ((w >> len) & LOW_MASK[eb as usize]) | top
+    let total = t & 0x7f;
+    let eb = (t >> 8) & 0x7f;
+    let top = ((t >> 16) as u64) << (eb & 63);
+    let z = if total <= 57 {
+        // eb <= 57 here: the mask is `bzhi` where the processor has BMI2
+        ((w >> (total - eb)) & ((1u64 << eb) - 1)) | top
     } else {
-        // up to 63 extra bits: read them in two halves
-        let at = *off + len as u64;
-        let lo = window(data, at) & LOW_MASK[32];
-        let hi = window(data, at + 32) & LOW_MASK[eb as usize - 32];
-        *off += (len + eb) as u64;
-        (lo | (hi << 32)) | top
-    }
+        token_long(data, *off, t)
+    };
+    *off += total as u64;
+    (z, t)
 }
 
-/// Decodes `out.len()` residuals coded by `method` into `out`.
-fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<()> {
+/// A token whose code and extra bits take more than 57 bits: the extra bits in two halves.
+#[cold]
+#[inline(never)]
+fn token_long(data: &[u8], off: u64, t: u32) -> u64 {
+    let total = t & 0x7f;
+    let eb = ((t >> 8) & 0x7f).min(63);
+    let top = ((t >> 16) as u64) << eb;
+    let at = off + (total - eb) as u64;
+    let lo = window(data, at) & LOW_MASK[eb.min(32) as usize];
+    let hi = window(data, at + 32) & LOW_MASK[eb.saturating_sub(32) as usize];
+    (lo | (hi << 32)) | top
+}
+
+/// Decodes `out.len()` residuals coded by `method` into `out`. With `acc` = `Some(a)`, writes
+/// their running sums from `a` instead (`out[i] = a + r[0] + ... + r[i]`, wrapping): one
+/// order of differences undone on the way.
+fn decode_residuals(
+    method: u8,
+    r: &mut Reader<'_>,
+    out: &mut [i64],
+    acc: Option<i64>,
+) -> Result<()> {
     let k = out.len();
     match method {
         R_CONST => {
             out.fill(unzigzag(r.varint("constant residual")?));
-            Ok(())
         }
         R_PACK => {
             let lo = unzigzag(r.varint("pack minimum")?);
@@ -1028,7 +1119,7 @@ fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<(
                     *x = lo.wrapping_add(br.read_wide(w) as i64);
                 }
             }
-            br.finish("packed residuals")
+            br.finish("packed residuals")?;
         }
         R_SPARSE => {
             let c = unzigzag(r.varint("sparse centre")?);
@@ -1053,7 +1144,6 @@ fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<(
             for (p, x) in exc {
                 out[p] = x;
             }
-            Ok(())
         }
         _ => {
             let c = unzigzag(r.varint("huffman centre")?);
@@ -1063,140 +1153,400 @@ fn decode_residuals(method: u8, r: &mut Reader<'_>, out: &mut [i64]) -> Result<(
             }
             let runs = method == R_RHUFF;
             let values = alphabet(m);
-            let dec = huffman::read_table(r, values + if runs { 64 } else { 0 })?;
-            // entry: code length | extra bits << 8 | top bits << 16 (z = top << extra | read(extra));
-            // a run symbol j (RHUFF) is top 1 with j extra bits, flagged by bit 15
-            let info: Vec<u32> = dec
-                .syms
-                .iter()
-                .map(|&s| {
-                    if s as usize >= values {
-                        let j = s - values as u32;
-                        (j << 8) | 0x8000 | (1 << 16)
-                    } else {
-                        let (base, e) = bin_base(s, m);
-                        (e << 8) | (((base >> e) as u32) << 16)
-                    }
-                })
-                .collect();
             // A fixed-size table (only the first 2^bits entries used), so that indexing with a
             // masked window needs no bounds check.
-            SCRATCH.with(|cell| {
+            return SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
-                let (table, padded) = &mut *scratch;
-                dec.fill(&mut table[..], |i| info[i]);
+                let (table, padded, dec) = &mut *scratch;
+                huffman::read_table_into(r, values + if runs { 64 } else { 0 }, dec)?;
+                let dec = &*dec;
+                // a run symbol j (RHUFF) is top 1 with j extra bits
+                fill_table(dec, table, |i| {
+                    let s = dec.syms[i];
+                    if s as usize >= values {
+                        (1, s - values as u32, true)
+                    } else {
+                        let (base, e) = bin_base(s, m);
+                        ((base >> e) as u32, e, false)
+                    }
+                });
                 let tmask = (1usize << dec.bits) - 1;
-                let res = huff_streams(r, out, c, table, tmask, padded, runs);
-                // keep a small buffer between calls, not the largest column ever seen
-                if padded.capacity() > 1 << 20 {
-                    *padded = Vec::new();
-                }
-                res
-            })
+                huff_streams(r, out, c, table, tmask, padded, runs, acc)
+            });
         }
     }
+    if let Some(mut a) = acc {
+        for x in out.iter_mut() {
+            a = a.wrapping_add(*x);
+            *x = a;
+        }
+    }
+    Ok(())
 }
 
 thread_local! {
-    /// Per-thread decoding scratch: the Huffman table and a zero-padded copy of the streams
-    /// (so that every 8-byte window read stays in bounds without a slow path).
-    static SCRATCH: std::cell::RefCell<(Box<[u32; 1 << huffman::MAX_CODE_LEN]>, Vec<u8>)> =
-        std::cell::RefCell::new((Box::new([0u32; 1 << huffman::MAX_CODE_LEN]), Vec::new()));
+    /// Per-thread decoding scratch: the Huffman table, a zero-padded copy of short streams (so
+    /// that every 8-byte window read stays in bounds without a slow path) and the code table.
+    static SCRATCH: std::cell::RefCell<(Box<Table>, Vec<u8>, huffman::Decoder)> =
+        std::cell::RefCell::new((
+            Box::new([0u32; 1 << huffman::MAX_CODE_LEN]),
+            Vec::new(),
+            huffman::Decoder { bits: 0, codes: Vec::new(), syms: Vec::new() },
+        ));
 }
 
+#[cfg(not(test))]
+#[inline(always)]
+fn portable_only() -> bool {
+    false
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to run the baseline kernels on a processor that has BMI2 too.
+    static PORTABLE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Kernels run by table size: 1 = full (MAX_CODE_LEN bits), 2 = smaller.
+    static TABLES_SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Paths of `tok2` taken: 1 = both tokens from one window, 2 = the second reloaded, 4 =
+    /// a first token too long to pair.
+    static PAIRS_SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn portable_only() -> bool {
+    PORTABLE_ONLY.with(|p| p.get())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn huff_streams(
     r: &mut Reader<'_>,
     out: &mut [i64],
     c: i64,
-    table: &[u32; 1 << huffman::MAX_CODE_LEN],
+    table: &Table,
     tmask: usize,
     padded: &mut Vec<u8>,
     runs: bool,
+    acc: Option<i64>,
 ) -> Result<()> {
     let k = out.len();
-    {
-        {
-            let ns = streams(k);
-            let mut ends = [0usize; 4];
-            let mut total = 0usize;
-            for e in ends.iter_mut().take(ns - 1) {
-                let l = r.varint("huffman stream length")?;
-                total = total.saturating_add(l.min(u32::MAX as u64) as usize);
-                *e = total;
-            }
-            let body = r.rest();
-            *r = Reader::new(&[]);
-            if total > body.len() {
-                return Err(Error::corrupt("huffman stream lengths exceed the column"));
-            }
-            ends[ns - 1] = body.len();
-            padded.clear();
-            padded.extend_from_slice(body);
-            padded.extend_from_slice(&[0u8; 8]);
-            let body = &padded[..];
-            // bit offset of each stream's next code, all in one buffer
-            let mut off = [0u64; 4];
-            for j in 1..ns {
-                off[j] = ends[j - 1] as u64 * 8;
-            }
-            if runs {
-                let mut pos = 0usize;
-                let mut t = 0usize;
-                while pos < k {
-                    let o = &mut off[t % ns];
-                    let (z, entry) = token_at(body, o, table, tmask);
-                    if entry & 0x8000 != 0 {
-                        let len = z as usize;
-                        if len > k - pos {
-                            return Err(Error::corrupt("run of the centre runs past the column"));
-                        }
-                        out[pos..pos + len].fill(c);
-                        pos += len;
-                    } else {
-                        out[pos] = c.wrapping_add(unzigzag(z));
-                        pos += 1;
-                    }
-                    t += 1;
-                }
-            } else if ns == 1 {
-                let mut o = off[0];
-                for x in out.iter_mut() {
-                    let z = huff_at(body, &mut o, table, tmask);
-                    *x = c.wrapping_add(unzigzag(z));
-                }
-                off[0] = o;
-            } else {
-                let [mut o0, mut o1, mut o2, mut o3] = off;
-                let mut chunks = out.chunks_exact_mut(4);
-                for q in &mut chunks {
-                    let z0 = huff_at(body, &mut o0, table, tmask);
-                    let z1 = huff_at(body, &mut o1, table, tmask);
-                    let z2 = huff_at(body, &mut o2, table, tmask);
-                    let z3 = huff_at(body, &mut o3, table, tmask);
-                    q[0] = c.wrapping_add(unzigzag(z0));
-                    q[1] = c.wrapping_add(unzigzag(z1));
-                    q[2] = c.wrapping_add(unzigzag(z2));
-                    q[3] = c.wrapping_add(unzigzag(z3));
-                }
-                off = [o0, o1, o2, o3];
-                for (x, o) in chunks.into_remainder().iter_mut().zip(off.iter_mut()) {
-                    let z = huff_at(body, o, table, tmask);
-                    *x = c.wrapping_add(unzigzag(z));
-                }
-            }
-            // each stream must end exactly in its last byte
-            let mut start = 0usize;
-            for j in 0..ns {
-                let used = off[j] as usize - start * 8;
-                if used > (ends[j] - start) * 8 || used.div_ceil(8) != ends[j] - start {
-                    return Err(Error::corrupt(
-                        "huffman stream length disagrees with its codes",
-                    ));
-                }
-                start = ends[j];
-            }
-            Ok(())
+    let ns = streams(k);
+    let mut ends = [0usize; 4];
+    let mut total = 0usize;
+    for e in ends.iter_mut().take(ns - 1) {
+        let l = r.varint("huffman stream length")?;
+        total = total.saturating_add(l.min(u32::MAX as u64) as usize);
+        *e = total;
+    }
+    let body = r.rest();
+    *r = Reader::new(&[]);
+    if total > body.len() {
+        return Err(Error::corrupt("huffman stream lengths exceed the column"));
+    }
+    ends[ns - 1] = body.len();
+    // Short payloads are read from a copy followed by 8 zero bytes, so that no window read
+    // takes the slow path at the end; long ones in place, where only their last few tokens do.
+    let body = if body.len() < 1024 {
+        padded.clear();
+        padded.extend_from_slice(body);
+        padded.extend_from_slice(&[0u8; 8]);
+        &padded[..]
+    } else {
+        body
+    };
+    // bit offset of each stream's next code, all in one buffer
+    let mut off = [0u64; 4];
+    for j in 1..ns {
+        off[j] = ends[j - 1] as u64 * 8;
+    }
+    #[cfg(test)]
+    TABLES_SEEN.with(|t| t.set(t.get() | if tmask == FULL_MASK { 1 } else { 2 }));
+    if tmask == FULL_MASK {
+        // the common table of MAX_CODE_LEN bits: its mask is a constant (one register less)
+        let d = Tables::<true> { body, table, tmask };
+        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+    } else {
+        let d = Tables::<false> { body, table, tmask };
+        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+    }
+    // each stream must end exactly in its last byte
+    let mut start = 0usize;
+    for j in 0..ns {
+        let used = off[j] as usize - start * 8;
+        if used > (ends[j] - start) * 8 || used.div_ceil(8) != ends[j] - start {
+            return Err(Error::corrupt(
+                "huffman stream length disagrees with its codes",
+            ));
         }
+        start = ends[j];
+    }
+    Ok(())
+}
+
+/// The streams of a HUFF / RHUFF payload and their decoding table. The kernels write the
+/// residuals `c + unzigzag(token)`, or with `DELTA` their running sums from `acc`.
+struct Tables<'a, const FULL: bool> {
+    body: &'a [u8],
+    table: &'a Table,
+    /// `FULL_MASK` when `FULL`
+    tmask: usize,
+}
+
+const FULL_MASK: usize = (1 << huffman::MAX_CODE_LEN) - 1;
+
+impl<const FULL: bool> Tables<'_, FULL> {
+    /// Runs the kernel for the payload, compiled for BMI2 when the processor has it (the bit
+    /// fiddling of every token takes fewer instructions: shifts by a register amount without
+    /// the `cl` register, masks by `bzhi`), else for the baseline x86-64.
+    fn dispatch(
+        &self,
+        runs: bool,
+        four: bool,
+        acc: Option<i64>,
+        off: &mut [u64; 4],
+        out: &mut [i64],
+        c: i64,
+    ) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if !portable_only()
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
+        {
+            // SAFETY: the processor has both features (checked just above).
+            return unsafe { self.kernels_bmi2(runs, four, acc, off, out, c) };
+        }
+        self.kernels(runs, four, acc, off, out, c)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "bmi1,bmi2")]
+    fn kernels_bmi2(
+        &self,
+        runs: bool,
+        four: bool,
+        acc: Option<i64>,
+        off: &mut [u64; 4],
+        out: &mut [i64],
+        c: i64,
+    ) -> Result<()> {
+        self.kernels(runs, four, acc, off, out, c)
+    }
+
+    #[inline(always)]
+    fn kernels(
+        &self,
+        runs: bool,
+        four: bool,
+        acc: Option<i64>,
+        off: &mut [u64; 4],
+        out: &mut [i64],
+        c: i64,
+    ) -> Result<()> {
+        match (runs, four, acc) {
+            (true, true, None) => self.runs::<4, false>(off, out, c, 0)?,
+            (true, true, Some(a)) => self.runs::<4, true>(off, out, c, a)?,
+            (true, false, None) => self.runs::<1, false>(off, out, c, 0)?,
+            (true, false, Some(a)) => self.runs::<1, true>(off, out, c, a)?,
+            (false, true, None) => self.values4::<false>(off, out, c, 0),
+            (false, true, Some(a)) => self.values4::<true>(off, out, c, a),
+            (false, false, None) => self.values1::<false>(&mut off[0], out, c, 0),
+            (false, false, Some(a)) => self.values1::<true>(&mut off[0], out, c, a),
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn tok(&self, off: &mut u64) -> (u64, u32) {
+        let tmask = if FULL { FULL_MASK } else { self.tmask };
+        token(self.body, off, self.table, tmask)
+    }
+
+    /// HUFF, one stream.
+    #[inline(always)]
+    fn values1<const DELTA: bool>(&self, off: &mut u64, out: &mut [i64], c: i64, mut acc: i64) {
+        let mut o = *off;
+        for x in out.iter_mut() {
+            let v = c.wrapping_add(unzigzag(self.tok(&mut o).0));
+            if DELTA {
+                acc = acc.wrapping_add(v);
+                *x = acc;
+            } else {
+                *x = v;
+            }
+        }
+        *off = o;
+    }
+
+    /// Two consecutive tokens of a stream, the second from the same window when both fit in
+    /// its 57 bits (the usual case): its table lookup then waits for the first token's
+    /// length only, not for another load.
+    #[inline(always)]
+    fn tok2(&self, off: &mut u64) -> (u64, u64) {
+        let tmask = self.tmask & ((1 << huffman::MAX_CODE_LEN) - 1);
+        let w = window(self.body, *off);
+        let ta = self.table[(w as usize) & tmask];
+        let la = ta & 0x7f;
+        if la > 57 {
+            #[cfg(test)]
+            PAIRS_SEEN.with(|p| p.set(p.get() | 4));
+            return (self.tok(off).0, self.tok(off).0);
+        }
+        let ea = (ta >> 8) & 63;
+        let za = ((w >> (la - ea)) & ((1u64 << ea) - 1)) | (((ta >> 16) as u64) << ea);
+        // bits past the window's 57 are zeros: a lookup that needed them finds a code whose
+        // length does not fit the test below (codes are prefix-free)
+        let w2 = w >> la;
+        let tb = self.table[(w2 as usize) & tmask];
+        let lb = tb & 0x7f;
+        #[cfg(test)]
+        PAIRS_SEEN.with(|p| p.set(p.get() | if la + lb <= 57 { 1 } else { 2 }));
+        if la + lb <= 57 {
+            let eb = (tb >> 8) & 63;
+            let zb = ((w2 >> (lb - eb)) & ((1u64 << eb) - 1)) | (((tb >> 16) as u64) << eb);
+            *off += (la + lb) as u64;
+            (za, zb)
+        } else {
+            *off += la as u64;
+            (za, self.tok(off).0)
+        }
+    }
+
+    /// HUFF, four streams (value `i` in stream `i % 4`): eight values at a time, two of each
+    /// stream.
+    #[inline(always)]
+    fn values4<const DELTA: bool>(
+        &self,
+        off: &mut [u64; 4],
+        out: &mut [i64],
+        c: i64,
+        mut acc: i64,
+    ) {
+        let [mut o0, mut o1, mut o2, mut o3] = *off;
+        let mut chunks = out.chunks_exact_mut(8);
+        for q in &mut chunks {
+            let (a0, b0) = self.tok2(&mut o0);
+            let (a1, b1) = self.tok2(&mut o1);
+            let (a2, b2) = self.tok2(&mut o2);
+            let (a3, b3) = self.tok2(&mut o3);
+            let v = [a0, a1, a2, a3, b0, b1, b2, b3].map(|z| c.wrapping_add(unzigzag(z)));
+            if DELTA {
+                for (x, &d) in q.iter_mut().zip(&v) {
+                    acc = acc.wrapping_add(d);
+                    *x = acc;
+                }
+            } else {
+                q.copy_from_slice(&v);
+            }
+        }
+        *off = [o0, o1, o2, o3];
+        for (i, x) in chunks.into_remainder().iter_mut().enumerate() {
+            let v = c.wrapping_add(unzigzag(self.tok(&mut off[i % 4]).0));
+            if DELTA {
+                acc = acc.wrapping_add(v);
+                *x = acc;
+            } else {
+                *x = v;
+            }
+        }
+    }
+
+    /// RHUFF over `NS` streams (token `t` in stream `t % NS`): value tokens and runs of `c`.
+    #[inline(always)]
+    fn runs<const NS: usize, const DELTA: bool>(
+        &self,
+        off: &mut [u64; 4],
+        out: &mut [i64],
+        c: i64,
+        mut acc: i64,
+    ) -> Result<()> {
+        let k = out.len();
+        let mut pos = 0usize;
+        let mut o = *off;
+        // next stream
+        let mut s = 0usize;
+        // While 8 outputs are left, each token writes the same word to 8 of them, without a
+        // branch on its kind: the value (a run: the centre, or with DELTA the running sum,
+        // which a run of a zero centre repeats); only runs longer than 8 take a branch. The
+        // words past a value token are overwritten by the next tokens.
+        if !DELTA || c == 0 {
+            let [mut o0, mut o1, mut o2, mut o3] = o;
+            // one token of stream `$j` (offset `$o`), or out of the loop when fewer than 8
+            // outputs are left
+            macro_rules! step {
+                ($o:ident, $j:expr) => {
+                    if $j < NS {
+                        let Some(dst) = out.get_mut(pos..pos + 8) else {
+                            s = $j;
+                            break;
+                        };
+                        let (z, t) = self.tok(&mut $o);
+                        let run = t & E_RUN != 0;
+                        let v = if run { c } else { c.wrapping_add(unzigzag(z)) };
+                        let len = if run { z } else { 1 };
+                        let w = if DELTA { acc.wrapping_add(v) } else { v };
+                        dst.fill(w);
+                        if len > 8 {
+                            if len > (k - pos) as u64 {
+                                return Err(Error::corrupt(
+                                    "run of the centre runs past the column",
+                                ));
+                            }
+                            out[pos + 8..pos + len as usize].fill(w);
+                        }
+                        acc = w;
+                        pos += len as usize;
+                    }
+                };
+            }
+            loop {
+                step!(o0, 0);
+                step!(o1, 1);
+                step!(o2, 2);
+                step!(o3, 3);
+            }
+            o = [o0, o1, o2, o3];
+        }
+        while pos < k {
+            let (z, t) = self.tok(&mut o[s]);
+            s = if s + 1 == NS { 0 } else { s + 1 };
+            if t & E_RUN != 0 {
+                if z > (k - pos) as u64 {
+                    return Err(Error::corrupt("run of the centre runs past the column"));
+                }
+                let run = &mut out[pos..pos + z as usize];
+                if DELTA {
+                    if c == 0 {
+                        run.fill(acc);
+                    } else {
+                        for x in run.iter_mut() {
+                            acc = acc.wrapping_add(c);
+                            *x = acc;
+                        }
+                    }
+                } else {
+                    run.fill(c);
+                }
+                pos += z as usize;
+            } else {
+                let v = c.wrapping_add(unzigzag(z));
+                if DELTA {
+                    acc = acc.wrapping_add(v);
+                    out[pos] = acc;
+                } else {
+                    out[pos] = v;
+                }
+                pos += 1;
+            }
+        }
+        *off = o;
+        Ok(())
     }
 }
 
@@ -1284,7 +1634,10 @@ mod tests {
             };
             let mut hw = Vec::new();
             write_huff(&r, &mut hw, st.c, &h);
-            assert!(h.size.lo <= hw.len() && hw.len() <= h.size.hi, "round {round} HUFF");
+            assert!(
+                h.size.lo <= hw.len() && hw.len() <= h.size.hi,
+                "round {round} HUFF"
+            );
             let on = k - st.exceptions;
             if on * 3 < k || on < 4 * st.run_starts {
                 continue;
@@ -1293,7 +1646,10 @@ mod tests {
             let p = plan_rhuff(&r, &st);
             let mut rw = Vec::new();
             write_rhuff(&r, &mut rw, st.c, &p);
-            assert!(p.size.lo <= rw.len() && rw.len() <= p.size.hi, "round {round} RHUFF");
+            assert!(
+                p.size.lo <= rw.len() && rw.len() <= p.size.hi,
+                "round {round} RHUFF"
+            );
             let mut out = Vec::new();
             let method = encode_residuals(&r, &mut out, usize::MAX);
             if rw.len() < hw.len() {
@@ -1303,7 +1659,121 @@ mod tests {
                 assert!(out.len() <= hw.len(), "round {round}");
             }
         }
-        assert!(rhuff_planned > 300, "only {rhuff_planned} columns tried RHUFF");
+        assert!(
+            rhuff_planned > 300,
+            "only {rhuff_planned} columns tried RHUFF"
+        );
+    }
+
+    /// Residual payloads of every method (HUFF and RHUFF over one stream and four, centres
+    /// zero and not), decoded plainly and with a running sum (the kernels that undo a
+    /// difference on the way), against the residuals; cut payloads fail without a panic.
+    #[test]
+    fn residual_kernels_match_reference() {
+        let mut x = 0x243f6a8885a308d3u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..1500 {
+            let k = 1 + (rnd() % [40, 200, 1500, 5000][round % 4]) as usize;
+            let c = [0i64, 0, 5, -3, 1 << 40][(rnd() % 5) as usize];
+            let stick = rnd() % 4;
+            let spread = 1 + rnd() % (1 << (rnd() % 30));
+            let mut r = Vec::with_capacity(k);
+            while r.len() < k {
+                if rnd() % 4 < stick {
+                    let run = 1 + (rnd() % [3, 12, 60, 400][(rnd() % 4) as usize]) as usize;
+                    r.extend(std::iter::repeat_n(c, run.min(k - r.len())));
+                } else {
+                    r.push(c.wrapping_add((rnd() % spread) as i64 - (spread / 2) as i64));
+                }
+            }
+            if round % 50 == 0 {
+                r[k / 2] = i64::MIN;
+            }
+            let mut payload = Vec::new();
+            let method = encode_residuals(&r, &mut payload, usize::MAX);
+            seen.insert((method, streams(k), c != 0));
+            let a0 = rnd() as i64;
+            let mut sums = Vec::with_capacity(k);
+            let mut a = a0;
+            for &v in &r {
+                a = a.wrapping_add(v);
+                sums.push(a);
+            }
+            // both kernel builds (BMI2, where the processor has it, and baseline)
+            for portable in [false, true] {
+                PORTABLE_ONLY.with(|p| p.set(portable));
+                for (acc, want) in [(None, &r), (Some(a0), &sums)] {
+                    let mut out = vec![0i64; k];
+                    let mut rd = Reader::new(&payload);
+                    decode_residuals(method, &mut rd, &mut out, acc).unwrap();
+                    assert!(rd.is_empty(), "round {round}");
+                    assert_eq!(&out, want, "round {round} method {method} acc {acc:?}");
+                }
+            }
+            for cut in [0, 1, payload.len() / 2, payload.len().saturating_sub(1)] {
+                let mut out = vec![0i64; k];
+                let _ = decode_residuals(method, &mut Reader::new(&payload[..cut]), &mut out, None);
+            }
+            // garbage in the streams (the table stays valid): runs past the end, overreads
+            for _ in 0..4 {
+                let mut bad = payload.clone();
+                let from = bad.len() / 3;
+                for b in bad[from..].iter_mut() {
+                    if rnd() % 3 == 0 {
+                        *b = rnd() as u8;
+                    }
+                }
+                let mut got = Vec::new();
+                for portable in [false, true] {
+                    PORTABLE_ONLY.with(|p| p.set(portable));
+                    let mut out = vec![0i64; k];
+                    let res = decode_residuals(method, &mut Reader::new(&bad), &mut out, Some(1));
+                    got.push(res.map(|_| out).map_err(|e| e.to_string()));
+                }
+                assert_eq!(got[0], got[1], "round {round}");
+            }
+            PORTABLE_ONLY.with(|p| p.set(false));
+        }
+        assert_eq!(PAIRS_SEEN.with(|p| p.get()), 7, "every path of tok2");
+        assert_eq!(TABLES_SEEN.with(|t| t.get()), 3, "full and smaller tables");
+        for want in [
+            (R_HUFF, 1, false),
+            (R_HUFF, 4, false),
+            (R_HUFF, 4, true),
+            (R_RHUFF, 4, false),
+            (R_RHUFF, 4, true),
+        ] {
+            assert!(seen.contains(&want), "{want:?} never tried");
+        }
+    }
+
+    /// Random bytes behind every PIPE / RPIPE tag: an error or a result, never a panic (the
+    /// decoding kernels read past stream ends and through runs that may overrun the column).
+    #[test]
+    fn hostile_pipes_do_not_panic() {
+        let mut x = 0x13198a2e03707344u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20000 {
+            let tag = [0x12u8, 0x16, 0x1a, 0x20, 0x21, 0x22][round % 6];
+            let len = (rnd() % 300) as usize;
+            let mut b = vec![tag];
+            // a plausible head: small varints, a precision byte, a symbol count
+            b.extend([(rnd() % 4) as u8, (rnd() % 4) as u8, (rnd() % 8) as u8]);
+            b.extend((0..len).map(|_| rnd() as u8));
+            let n = (rnd() % 2000) as usize;
+            let _ = decode_ints(&b, n);
+        }
     }
 
     fn rt(v: &[i64]) -> usize {

@@ -96,6 +96,7 @@ def test_default_objects(default_objects: list[Manifest]) -> None:
         ("Service", "rel-bocage-api"),
         ("Service", "rel-bocage-clickhouse"),
         ("Service", "rel-bocage-clickhouse-headless"),
+        ("Service", "rel-bocage-indicators-metrics"),
         ("Service", "rel-bocage-ingest-metrics"),
         ("Service", "rel-bocage-nats"),
         ("Service", "rel-bocage-nats-headless"),
@@ -187,6 +188,19 @@ def test_ingest_scales_on_a_shared_consumer(default_objects: list[Manifest]) -> 
     assert pdb["spec"]["selector"]["matchLabels"] == ingest["spec"]["selector"]["matchLabels"]
 
 
+def test_indicators_serves_its_metrics(default_objects: list[Manifest]) -> None:
+    indicators = one(default_objects, "Deployment", "indicators")
+    (container,) = containers(indicators)
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9103, "protocol": "TCP"}]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    service = by_kind(default_objects, "Service")["rel-bocage-indicators-metrics"]
+    assert service["spec"]["selector"] == indicators["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9103, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+
+
 def test_single_replicas_have_no_disruption_budget(helm_bin: str) -> None:
     objects = render(helm_bin, set_values={"ingest.replicaCount": "1", "api.replicaCount": "1"})
     assert by_kind(objects, "PodDisruptionBudget") == {}
@@ -201,6 +215,7 @@ def test_config_toml_defaults(default_objects: list[Manifest]) -> None:
     assert settings["store"] == {"database": "bocage"}  # never the DSN: credentials
     assert settings["api"] == {"host": "0.0.0.0", "port": 8080}
     assert settings["ingest"] == {"metrics_port": 9102}
+    assert settings["indicators"] == {"metrics_port": 9103}
     # the migrations Job's own copy is the same document
     assert config_toml(default_objects, "rel-bocage-migrate") == config_toml(
         default_objects, "rel-bocage"
@@ -427,11 +442,12 @@ def test_external_values(helm_bin: str) -> None:
     assert backend == {"name": "rel-bocage-api", "port": {"number": 8080}}
 
     monitors = by_kind(objects, "ServiceMonitor")
-    assert set(monitors) == {"rel-bocage-api", "rel-bocage-ingest"}
+    assert set(monitors) == {"rel-bocage-api", "rel-bocage-ingest", "rel-bocage-indicators"}
     for monitor in monitors.values():
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert monitors["rel-bocage-ingest"]["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitors["rel-bocage-indicators"]["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitors["rel-bocage-api"]["spec"]["endpoints"][0]["port"] == "http"
 
     spread = pod_spec(one(objects, "Deployment", "ingest"))["topologySpreadConstraints"]
@@ -448,7 +464,9 @@ def test_network_policies(helm_bin: str) -> None:
         "from": [{"podSelector": {"matchLabels": release}}],
         "ports": [{"port": "http", "protocol": "TCP"}, {"port": "native", "protocol": "TCP"}],
     }]
-    assert policies["rel-bocage-indicators"]["spec"].get("ingress") is None  # nothing comes in
+    # indicators serves its metrics only
+    indicators = policies["rel-bocage-indicators"]["spec"]["ingress"]
+    assert indicators == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
     api = policies["rel-bocage-api"]["spec"]["ingress"]
     assert api == [{"ports": [{"port": "http", "protocol": "TCP"}]}]  # open: users and Ingress
 

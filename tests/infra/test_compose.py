@@ -153,6 +153,22 @@ def test_bocage_services_share_one_image_and_settings(compose: dict[str, Any]) -
     assert services["migrate"]["command"] == ["migrate", "--config", "/etc/bocage/bocage.toml"]
 
 
+def test_prometheus_scrapes_every_metrics_endpoint(compose: dict[str, Any]) -> None:
+    """Each process of its own serves its registry on the port its settings give, its
+    healthcheck probes that port, and Prometheus scrapes it there."""
+    services = compose["services"]
+    prometheus = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    for name in ("ingest", "indicators"):
+        port = int(services[name]["environment"][f"BOCAGE_{name.upper()}__METRICS_PORT"])
+        assert f"http://127.0.0.1:{port}/metrics" in " ".join(services[name]["healthcheck"]["test"])
+        job = jobs[f"bocage-{name}"]
+        targets = [
+            f"{sd['names'][0]}:{sd['port']}" for sd in job.get("dns_sd_configs", [])
+        ] + [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        assert targets == [f"{name}:{port}"], name
+
+
 def test_credentials_follow_the_environment(raw: dict[str, Any]) -> None:
     doc = _resolve(interpolate(raw, {"CLICKHOUSE_USER": "bocage", "CLICKHOUSE_PASSWORD": "pw"}))
     assert doc["services"]["api"]["environment"]["BOCAGE_STORE__DSN"] == (

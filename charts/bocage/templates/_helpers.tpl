@@ -163,7 +163,7 @@ Name of the Secret holding the ClickHouse credentials.
 
 {{/*
 The settings rendered into bocage.toml: what the chart knows (NATS URL, database, where the API
-and the ingest metrics listen), overridden by .Values.config.
+and the ingest and indicators metrics listen), overridden by .Values.config.
 */}}
 {{- define "bocage.settings" -}}
 {{- $computed := dict
@@ -171,6 +171,7 @@ and the ingest metrics listen), overridden by .Values.config.
   "store" (dict "database" .Values.clickhouse.database)
   "api" (dict "host" "0.0.0.0" "port" (int .Values.api.port))
   "ingest" (dict "metrics_port" (int .Values.ingest.metricsPort))
+  "indicators" (dict "metrics_port" (int .Values.indicators.metricsPort))
 -}}
 {{- with .Values.api.ingress }}
 {{- if and .enabled .hosts }}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Final, Literal
 
 import uvicorn
@@ -25,6 +25,22 @@ from bocage.store import Store
 
 Service = Literal["ingest", "indicators", "api"]
 SERVICES: Final[tuple[Service, ...]] = ("ingest", "indicators", "api")
+
+
+def metrics_port(settings: DatacenterSettings, services: Sequence[Service]) -> int:
+    """Port of the process's own Prometheus endpoint, 0 for none.
+
+    With the API in the process its ``/metrics`` serves the registry; otherwise the ingest
+    port when ingest runs here, else the indicators port when the indicator service does.
+    """
+    if "api" in services:
+        return 0
+    if "ingest" in services and settings.ingest.metrics_port:
+        return settings.ingest.metrics_port
+    if "indicators" in services:
+        return settings.indicators.metrics_port
+    return 0
+
 
 log = get_logger("bocage.datacenter")
 
@@ -83,6 +99,26 @@ class Datacenter:
 
     async def _start(self, group: asyncio.TaskGroup, store: Store, stop: asyncio.Event) -> None:
         settings = self.settings
+        port = metrics_port(settings, self.services)
+        if port:
+            # a process without the API (an ingest or indicators pod) exposes the registry for
+            # scraping; with the API, its /metrics already serves the same registry
+            try:
+                metrics_server, _thread = start_http_server(port, addr="0.0.0.0")  # noqa: S104
+            except OSError as error:
+                raise BocageError(
+                    f"the metrics endpoint could not listen on port {port}: {error.strerror}"
+                ) from None
+
+            async def serve_metrics() -> None:
+                try:
+                    await stop.wait()
+                finally:
+                    # (shutdown waits for the server loop's next poll: not on the event loop)
+                    await asyncio.to_thread(metrics_server.shutdown)
+                    metrics_server.server_close()
+
+            group.create_task(serve_metrics(), name="metrics")
         if "ingest" in self.services:
             from bocage.ingest import Ingestor
 
@@ -91,10 +127,6 @@ class Datacenter:
             )
             await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
             ingestor = Ingestor(settings.ingest, store, settings.register, nc)
-            if settings.ingest.metrics_port and "api" not in self.services:
-                # an ingest process of its own (a pod) exposes its metrics for scraping; in
-                # the all-in-one process the API's /metrics already serves the same registry
-                start_http_server(settings.ingest.metrics_port, addr="0.0.0.0")  # noqa: S104
 
             async def ingest() -> None:
                 try:

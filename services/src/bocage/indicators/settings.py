@@ -26,3 +26,6 @@ class IndicatorsSettings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_seconds: float = 300.0
     """Period of :class:`~bocage.indicators.service.IndicatorService`: how often the latest
     values are recomputed and exported as Prometheus gauges."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint of an indicators process of its own (0: none). Not used
+    when the API runs in the same process: its ``/metrics`` serves the same registry."""

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from territory_sample import store, writer
+from territory_sample import statuses, store, writer
 
-__all__ = ["store", "writer"]
+__all__ = ["statuses", "store", "writer"]

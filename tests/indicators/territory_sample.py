@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bocage.core.events import GatewayStatus
 from bocage.core.register import Gateway, Register, Sensor, Territory
+from bocage.ingest.ingestor import STATUS_FIELDS
 from bocage.store import Store, StoreSettings
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -96,6 +98,33 @@ class Writer:
         self.store.insert_rows("readings", rows, COLUMNS)
 
 
+class StatusWriter:
+    """Inserts gateway status events into ``gateway_status`` as the ingestor stores them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, territory: str, gateway: str,
+            points: list[tuple[datetime, int, int, float]]) -> None:
+        """Statuses at the given times with (``bytes_sent``, ``readings_accepted``,
+        ``energy_mj``); the other counters are left at 0."""
+        statuses = [
+            GatewayStatus(territory=territory, gateway=gateway,
+                          time_ms=round(ts.timestamp() * 1000), bytes_sent=nbytes,
+                          readings_accepted=readings, energy_mj=energy)
+            for ts, nbytes, readings, energy in points
+        ]
+        # the same rows and columns as Ingestor._store_events
+        rows = []
+        for status in statuses:
+            row = [getattr(status, name) for name in STATUS_FIELDS]
+            row[STATUS_FIELDS.index("time_ms")] = datetime.fromtimestamp(
+                status.time_ms / 1000, tz=UTC)
+            rows.append(tuple(row))
+        columns = tuple("time" if name == "time_ms" else name for name in STATUS_FIELDS)
+        self.store.insert_rows("gateway_status", rows, columns)
+
+
 @pytest.fixture
 def store(chdb_path: Path) -> Iterator[Store]:
     """A migrated store in a database of its own, dropped afterwards."""
@@ -112,3 +141,9 @@ def store(chdb_path: Path) -> Iterator[Store]:
 def writer(store: Store) -> Writer:
     """Writes readings into ``store``."""
     return Writer(store)
+
+
+@pytest.fixture
+def statuses(store: Store) -> StatusWriter:
+    """Writes gateway status events into ``store``."""
+    return StatusWriter(store)

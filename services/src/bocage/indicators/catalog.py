@@ -21,12 +21,17 @@ Method = Literal[
     "night_flow_over",
     "availability",
     "atmo",
+    "max_at_or_above",
+    "gateway_counter_ratio",
 ]
-"""How an indicator is computed from readings (one SQL query shape per method)."""
+"""How an indicator is computed (one SQL query shape per method). Every method reads the
+``readings`` table but ``gateway_counter_ratio``, which reads ``gateway_status``."""
 
-Aggregation = Literal["sum", "sensor_mean", "max"]
+Aggregation = Literal["sum", "sensor_mean", "max", "ratio"]
 """How commune values combine into a grouping (EPCI, union): a sum, a mean weighted by the
-number of sensors behind each commune value, or the maximum."""
+number of sensors behind each commune value, the maximum, or a ratio of sums (the commune
+value is numerator / denominator; a grouping divides the sum of its communes' numerators by
+the sum of their denominators, which is not the mean of their ratios)."""
 
 Period = Literal["day"]
 
@@ -39,6 +44,8 @@ NIGHT_START_HOUR: Final = 2
 NIGHT_END_HOUR: Final = 4
 LEAK_THRESHOLD_LPH: Final = 5.0
 """Minimum night flow (L/h) above which a municipal water meter is suspected of a leak."""
+WASTE_BIN_FULL_PCT: Final = 90.0
+"""Fill level (%) at or above which a waste bin counts as overflowing."""
 
 ATMO_LABELS: Final = ("Bon", "Moyen", "Dégradé", "Mauvais", "Très mauvais", "Extrêmement mauvais")
 """The six classes of the French ATMO index (arrêté du 10 juillet 2020), index 1 to 6."""
@@ -73,6 +80,9 @@ class Indicator(msgspec.Struct, frozen=True, kw_only=True):
     """Factor applied to the raw metric unit (Wh → kWh: 0.001)."""
     labels: tuple[str, ...] = ()
     """Names of the classes for an index (value ``k`` is ``labels[k - 1]``)."""
+    denominator: str | None = None
+    """For ``gateway_counter_ratio``: the ``gateway_status`` counter dividing the one named in
+    ``metrics`` (the value is the ratio of their increases)."""
 
 
 _COMMON = (
@@ -91,6 +101,23 @@ _COUNTER = (
     " The commune value is the sum over its {what}s of these increases, divided by 1000;"
     " a grouping (EPCI, union) sums its communes. A commune with no such pair on a day has no"
     " value for that day."
+)
+
+_GATEWAY_RATIO = (
+    " The gateways are those the register declares for the commune. Each gateway sends a"
+    " status periodically (table `gateway_status`) whose counters `{numerator}` ({num_what})"
+    " and `readings_accepted` (readings written to its spool) count since its agent process"
+    " started, so they restart from zero when it restarts. For each gateway, statuses are"
+    " ordered by time (statuses with the same time count once, with their highest counters);"
+    " each pair of consecutive statuses less than 48 h apart gives, for each counter, an"
+    " increase: the difference if the counter did not decrease, otherwise the later value (the"
+    " agent restarted in between). Increases are counted on the local day of the later status."
+    " The commune value is the sum over its gateways of the `{numerator}` increases divided by"
+    " the sum of the `readings_accepted` increases; a day whose `readings_accepted` sum is zero,"
+    " or with no such pair, has no value. A grouping (EPCI, union) divides the sum of its"
+    " communes' `{numerator}` increases by the sum of their `readings_accepted` increases (a"
+    " ratio of sums, not a mean of the communes' ratios). Days are local calendar days in the"
+    " stack's time zone (Europe/Paris unless configured; the catalog states it)."
 )
 
 CATALOG: Final[tuple[Indicator, ...]] = (
@@ -219,6 +246,61 @@ CATALOG: Final[tuple[Indicator, ...]] = (
         method="atmo",
         aggregation="max",
         labels=ATMO_LABELS,
+    ),
+    Indicator(
+        id="waste_bin_overflow",
+        title="Overflowing waste bins",
+        unit="1",
+        definition=(
+            "Number of waste bins of the commune that were full or overflowing on that day: the"
+            " waste-bin fill sensors whose highest `fill` reading (%) of the local day is at or"
+            " above 90 %. Only bins with at least one `fill` reading that day count (the value"
+            " can be 0). A grouping sums its communes." + _COMMON
+        ),
+        sensor_kind="waste_bin",
+        metrics=("fill",),
+        method="max_at_or_above",
+        aggregation="sum",
+    ),
+    Indicator(
+        id="transmission_bytes_per_reading",
+        title="Bytes sent per reading (digital sobriety)",
+        unit="By",
+        definition=(
+            "Bytes the commune's gateways sent on the network per reading they accepted, per"
+            " local day: digital sobriety of the stack itself, measured."
+            + _GATEWAY_RATIO.format(
+                numerator="bytes_sent",
+                num_what="bytes sent upstream (message payloads plus 90 bytes of NATS protocol"
+                " per message)",
+            )
+        ),
+        sensor_kind=None,
+        metrics=("bytes_sent",),
+        denominator="readings_accepted",
+        method="gateway_counter_ratio",
+        aggregation="ratio",
+    ),
+    Indicator(
+        id="gateway_energy_per_reading",
+        title="Gateway energy per reading (digital sobriety)",
+        unit="mJ",
+        definition=(
+            "Energy the commune's gateways spent transmitting per reading they accepted, per"
+            " local day, in millijoules. The energy is the gateway agent's model estimate"
+            " (wake-ups × E_wake + messages × E_message + bytes × E_byte, with orders of"
+            " magnitude per link type published in docs/edge.md), not a measurement of the"
+            " board."
+            + _GATEWAY_RATIO.format(
+                numerator="energy_mj",
+                num_what="estimated transmission energy in mJ",
+            )
+        ),
+        sensor_kind=None,
+        metrics=("energy_mj",),
+        denominator="readings_accepted",
+        method="gateway_counter_ratio",
+        aggregation="ratio",
     ),
 )
 """Every published indicator, in display order."""

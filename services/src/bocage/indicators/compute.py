@@ -9,7 +9,9 @@ cache (``IndicatorsSettings.cache_seconds``).
 
 Every method computes *own* values: per territory whose gateways produced the readings, and per
 local day. Groupings (EPCI, union) are then aggregated in Python from the values of the
-territories beneath them, following the indicator's ``aggregation``.
+territories beneath them, following the indicator's ``aggregation``. A ``ratio`` indicator
+keeps its numerator and denominator per territory and day (internally: the API serves the
+value), so that a grouping is the ratio of its communes' sums.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bocage.indicators.catalog import (
     NIGHT_END_HOUR,
     NIGHT_START_HOUR,
     STATE_HOLD,
+    WASTE_BIN_FULL_PCT,
     Catalog,
     Indicator,
 )
@@ -44,6 +47,13 @@ _READINGS: Final = "__readings__"
 """Placeholder for the qualified name of the readings table (``Store.table``)."""
 _READINGS_1H: Final = "__readings_1h__"
 """Placeholder for the hourly rollup (one row per series and hour with data)."""
+_GATEWAY_STATUS: Final = "__gateway_status__"
+"""Placeholder for the gateways' periodic status events (cumulative counters)."""
+_STATUS_COUNTERS: Final = frozenset(
+    {"readings_accepted", "bytes_sent", "messages_sent", "radio_wakeups", "energy_mj",
+     "frames_sent"}
+)
+"""Cumulative ``gateway_status`` counters an indicator may divide (column names, put in SQL)."""
 
 log = get_logger("bocage.indicators")
 
@@ -175,6 +185,57 @@ SELECT territory, day, countIf(night_min > {{threshold:Float64}}), count()
 FROM ({_NIGHT_MINIMA}) GROUP BY territory, day
 """
 
+_MAX_AT_OR_ABOVE = f"""
+SELECT territory, day, countIf(day_max >= {{threshold:Float64}}), count()
+FROM (
+    SELECT territory, sensor, toDate(ts, {{tz:String}}) AS day, max(value) AS day_max
+    FROM ({_dedup()})
+    GROUP BY territory, sensor, day
+)
+GROUP BY territory, day
+"""
+
+
+def _gateway_counter_increases(numerator: str, denominator: str) -> str:
+    """Rows (territory, day, numerator increase, denominator increase, gateways): the counter
+    increases of the gateways' consecutive statuses, like ``_COUNTER_INCREASE`` per counter."""
+    for column in (numerator, denominator):
+        if column not in _STATUS_COUNTERS:  # identifiers go into the SQL: closed set only
+            raise ValueError(f"not a gateway_status counter: {column!r}")
+    increase = "if({c} >= prev_{c}, {c} - prev_{c}, {c})"
+    return f"""
+SELECT territory, day, sum(num_increase), sum(den_increase), uniqExact(gateway)
+FROM (
+    SELECT territory, gateway, time, toDate(time, {{tz:String}}) AS day,
+           {increase.format(c="num")} AS num_increase,
+           {increase.format(c="den")} AS den_increase
+    FROM (
+        SELECT territory, gateway, time, num, den,
+               lagInFrame(num) OVER w AS prev_num,
+               lagInFrame(den) OVER w AS prev_den,
+               lagInFrame(time) OVER w AS prev_time,
+               row_number() OVER w AS rn
+        FROM (
+            -- a status stored twice (ReplacingMergeTree not merged yet) counts once
+            SELECT territory, gateway, time,
+                   max(toFloat64({numerator})) AS num, max(toFloat64({denominator})) AS den
+            FROM {_GATEWAY_STATUS}
+            WHERE (territory, gateway) IN {{gateways:Array(Tuple(String, String))}}
+              AND time >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
+              AND time < fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')
+            GROUP BY territory, gateway, time
+        )
+        WINDOW w AS (PARTITION BY territory, gateway ORDER BY time ASC
+                     ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+    )
+    WHERE rn > 1
+      AND time >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')
+      AND toUnixTimestamp64Milli(time) - toUnixTimestamp64Milli(prev_time) < {{max_gap_ms:Int64}}
+)
+GROUP BY territory, day
+"""
+
+
 # Presence per sensor-hour from the hourly rollup (a row exists for every series and hour
 # with at least one reading, of any quality): a fraction of the rows of `readings`. Rollup
 # hours are UTC hours, which are the local clock hours in every zone with a whole-hour offset
@@ -222,6 +283,14 @@ GROUP BY territory, day
 
 
 _CacheKey = tuple[str, str | None, date, date]
+
+
+class _Ratio(msgspec.Struct, frozen=True):
+    """The terms of a ``ratio`` indicator for one territory and day (internal)."""
+
+    numerator: float
+    denominator: float
+    sensors: int
 
 
 class Indicators:
@@ -345,11 +414,14 @@ class Indicators:
         then day. Raises KeyError for an unknown territory.
         """
         scope = self.scope(territory)
+        if indicator.aggregation == "ratio":
+            return self._aggregate_ratio(scope, self._ratio_terms(indicator, scope, period))
         own = self._own_values(indicator, scope, period)
         return self._aggregate(indicator, scope, own)
 
     def _query(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         sql = sql.replace(_READINGS_1H, self.store.table("readings_1h"))
+        sql = sql.replace(_GATEWAY_STATUS, self.store.table("gateway_status"))
         return self.store.query(sql.replace(_READINGS, self.store.table("readings")), params)
 
     def _series(self, indicator: Indicator, scope: Iterable[Territory]) -> list[tuple[str, str]]:
@@ -403,6 +475,9 @@ class Indicators:
             return self._availability(indicator, scope, period, params, now)
         elif method == "atmo":
             sql = _ATMO
+        elif method == "max_at_or_above":
+            sql = _MAX_AT_OR_ABOVE
+            params.update(threshold=WASTE_BIN_FULL_PCT)
         else:  # pragma: no cover - Method is a closed Literal
             raise ValueError(f"unknown method {method}")
         out: dict[tuple[str, date], IndicatorValue] = {}
@@ -413,6 +488,30 @@ class Indicators:
                 label=_label(indicator, value),
             )
         return out
+
+    def _ratio_terms(
+        self, indicator: Indicator, scope: list[Territory], period: Period
+    ) -> dict[tuple[str, date], _Ratio]:
+        if indicator.method != "gateway_counter_ratio" or indicator.denominator is None:
+            raise ValueError(f"{indicator.id}: a ratio reads gateway_status counters")
+        gateways = [(t.code, g.id) for t in scope for g in t.gateways]
+        if not gateways:
+            return {}
+        start = self._day_start(period.first)
+        end = self._day_start(period.last + timedelta(days=1))
+        params: dict[str, Any] = {
+            "tz": self.settings.timezone,
+            "gateways": gateways,
+            "lo": _ms(start - COUNTER_MAX_GAP),
+            "hi": _ms(end),
+            "start": _ms(start),
+            "max_gap_ms": int(COUNTER_MAX_GAP.total_seconds() * 1000),
+        }
+        sql = _gateway_counter_increases(indicator.metrics[0], indicator.denominator)
+        return {
+            (code, day): _Ratio(float(num) * indicator.scale, float(den), int(gws))
+            for code, day, num, den, gws in self._query(sql, params)
+        }
 
     def _availability(
         self,
@@ -470,6 +569,29 @@ class Indicators:
         out.sort(key=lambda v: (v.territory, v.date))
         return out
 
+    def _aggregate_ratio(
+        self, scope: list[Territory], terms: dict[tuple[str, date], _Ratio]
+    ) -> list[IndicatorValue]:
+        # Numerators and denominators are summed over the territory and everything beneath it
+        # (a commune whose own denominator is zero has no value but still counts in its
+        # groupings), then divided: a ratio of sums, never a mean of ratios.
+        days = sorted({day for _, day in terms})
+        out: list[IndicatorValue] = []
+        for territory in scope:
+            members = [territory.code, *(t.code for t in self._descendants(territory.code))]
+            for day in days:
+                parts = [terms[(m, day)] for m in members if (m, day) in terms]
+                denominator = sum(p.denominator for p in parts)
+                if not parts or denominator <= 0:
+                    continue
+                out.append(IndicatorValue(
+                    territory=territory.code, date=day,
+                    value=sum(p.numerator for p in parts) / denominator,
+                    sensors=sum(p.sensors for p in parts),
+                ))
+        out.sort(key=lambda v: (v.territory, v.date))
+        return out
+
 
 def _retrieve(future: asyncio.Future[list[IndicatorValue]]) -> None:
     if not future.cancelled() and future.exception() is not None:
@@ -484,6 +606,8 @@ def _combine(
         value = sum(p.value for p in parts)
     elif indicator.aggregation == "max":
         value = max(p.value for p in parts)
+    elif indicator.aggregation == "ratio":  # pragma: no cover - _aggregate_ratio handles them
+        raise ValueError(f"{indicator.id}: a ratio is aggregated from its terms")
     else:  # sensor_mean: every commune value is itself a mean over its sensors
         value = sum(p.value * p.sensors for p in parts) / sensors if sensors else 0.0
     return IndicatorValue(

@@ -8,7 +8,7 @@ import re
 from datetime import date, timedelta
 
 from litestar.testing import AsyncTestClient
-from territory_sample import EPCI, A, B, Writer, at, base_day, register
+from territory_sample import EPCI, A, B, StatusWriter, Writer, at, base_day, register
 
 from bocage.api import ApiSettings, create_app
 from bocage.store import Store
@@ -63,6 +63,41 @@ async def test_indicator_values_per_commune_and_epci(
         (EPCI, d.isoformat()): (3.7, 2),
         (EPCI, d1.isoformat()): (0.5, 1),
     }
+
+
+async def test_catalog_lists_the_waste_and_sobriety_indicators(client: AsyncTestClient) -> None:
+    body = (await client.get("/api/v1/indicators")).json()
+    by_id = {i["id"]: i for i in body["indicators"]}
+    assert by_id["waste_bin_overflow"]["sensor_kind"] == "waste_bin"
+    assert by_id["waste_bin_overflow"]["aggregation"] == "sum"
+    assert by_id["transmission_bytes_per_reading"]["unit"] == "By"
+    assert by_id["gateway_energy_per_reading"]["unit"] == "mJ"
+    for iid in ("transmission_bytes_per_reading", "gateway_energy_per_reading"):
+        assert by_id[iid]["aggregation"] == "ratio"
+        assert "gateway_status" in by_id[iid]["definition"]
+
+
+async def test_ratio_values_are_served_like_the_others(
+    client: AsyncTestClient, writer: Writer, store: Store
+) -> None:
+    lighting(writer)
+    d = base_day()
+    statuses = StatusWriter(store)
+    statuses.add(A, "gw-a", [(at(d, "01:00"), 0, 0, 0.0), (at(d, "13:00"), 1000, 10, 0.25)])
+    statuses.add(B, "gw-b", [(at(d, "01:00"), 0, 0, 0.0), (at(d, "13:00"), 3000, 20, 0.5)])
+    params = {"territory": EPCI, "from": d.isoformat(), "to": d.isoformat()}
+    r = await client.get("/api/v1/indicators/transmission_bytes_per_reading", params=params)
+    assert r.status_code == 200, r.text
+    values = r.json()["values"]
+    got = {v["territory"]: (round(v["value"], 6), v["sensors"]) for v in values}
+    # A 1000 / 10, B 3000 / 20, the EPCI (1000 + 3000) / (10 + 20): not (100 + 150) / 2
+    assert got == {A: (100.0, 1), B: (150.0, 1), EPCI: (round(4000 / 30, 6), 2)}
+    # the numerator and denominator stay internal: the same fields as every indicator
+    energy = (await client.get("/api/v1/indicators/lighting_energy_kwh", params=params)).json()
+    keys = {"territory", "date", "value", "sensors", "label"}
+    assert all(set(v) == keys for v in values)
+    assert energy["values"]
+    assert all(set(v) == keys for v in energy["values"])
 
 
 async def test_default_period_is_the_last_days_to_today(client: AsyncTestClient) -> None:
@@ -230,6 +265,26 @@ async def test_dashboard_shows_latest_values_per_commune(
     assert (base_day() + timedelta(days=1)).isoformat() in energy_cell
     assert "<polyline" in energy_cell
     assert "<script" not in page
+
+
+async def test_dashboard_shows_the_sobriety_indicators(
+    client: AsyncTestClient, store: Store
+) -> None:
+    yesterday = base_day() + timedelta(days=9)
+    # an ethernet-like gateway: 2500 B and 0.31 mJ for 100 readings
+    StatusWriter(store).add(B, "gw-b", [(at(yesterday, "01:00"), 0, 0, 0.0),
+                                        (at(yesterday, "13:00"), 2500, 100, 0.31)])
+    page = (await client.get("/")).text
+    assert "Overflowing waste bins" in page
+    assert "Bytes sent per reading (digital sobriety)" in page
+    assert "Gateway energy per reading (digital sobriety)" in page
+    row_b = next(row for row in page.split("<tr") if "Saint-B" in row)
+    cells = row_b.split("<td")
+    titles = re.findall(r"<th><a href=\"/api/v1/indicators/(\w+)\"", page)
+    by_id = dict(zip(titles, cells[2:], strict=True))
+    assert "25.0" in by_id["transmission_bytes_per_reading"]
+    assert "0.0031" in by_id["gateway_energy_per_reading"]  # not rounded away to 0.0
+    assert "–" in by_id["waste_bin_overflow"]
 
 
 async def test_csv_export_matches_the_json_values_and_its_table_schema(

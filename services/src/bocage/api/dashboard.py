@@ -51,7 +51,10 @@ def _sparkline(points: list[tuple[int, float]], days: int) -> str:
 def _format(value: float, label: str | None) -> str:
     if label is not None:  # an index: its class number and name
         return f"{value:.0f} <small>{escape(label)}</small>"
-    text = f"{value:,.1f}".replace(",", "\u202f") if abs(value) < 1e6 else f"{value:.3g}"
+    if abs(value) >= 1e6 or 0 < abs(value) < 0.1:  # e.g. millijoules per reading: 0.0031
+        text = f"{value:.2g}" if abs(value) < 0.1 else f"{value:.3g}"
+    else:
+        text = f"{value:,.1f}".replace(",", "\u202f")
     return f"{text} <small>{escape(label)}</small>" if label else text
 
 

@@ -152,6 +152,9 @@ def gateway_settings(
             dir=str(data_dir / "gateways" / gateway_id(commune)), budget_bytes=64 << 20
         ),
         batch=BatchSection(max_readings=2000, max_age_s=5.0),
+        # a status every 15 s (60 s by default): today's digital-sobriety values (bytes and
+        # energy per reading, from consecutive statuses) appear within the first minute
+        status_interval_s=15.0,
         sensors=[
             SensorSection(
                 id=sensor_id(commune, suffix),

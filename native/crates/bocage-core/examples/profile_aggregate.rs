@@ -1,5 +1,7 @@
 //! Aggregation speed probe for development: `cargo run --release --example profile_aggregate
-//! -- SERIES.i64 TIMES.i64 VALUES.f64 WINDOW_MS` (raw little-endian files).
+//! -- SERIES.i64 TIMES.i64 VALUES.f64 WINDOW_MS [STAT,STAT...]` (raw little-endian files;
+//! every statistic unless some are named).
+use bocage_core::aggregate::{aggregate_stats, Stats};
 use std::time::Instant;
 
 fn read<T>(path: &str, f: impl Fn([u8; 8]) -> T) -> Vec<T> {
@@ -16,9 +18,12 @@ fn main() {
     let t = read(&a[2], i64::from_le_bytes);
     let v = read(&a[3], f64::from_le_bytes);
     let w: i64 = a[4].parse().unwrap();
+    let stats = a.get(5).map_or(Stats::ALL, |x| {
+        Stats::from_names(x.split(',').filter(|n| !n.is_empty())).unwrap()
+    });
     for _ in 0..30 {
         let t0 = Instant::now();
-        let o = bocage_core::aggregate::aggregate(&s, &t, &v, w).unwrap();
+        let o = aggregate_stats(&s, &t, &v, w, stats).unwrap();
         print!("{:.1}ms/{} ", t0.elapsed().as_secs_f64() * 1e3, o.len());
     }
     println!();

@@ -19,8 +19,77 @@
 //! * Readings whose value is NaN are ignored.
 use crate::error::{Error, Result};
 
+/// A set of the statistics `aggregate_stats` computes; `series` and `window_start` always come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats(u16);
+
+impl Stats {
+    pub const COUNT: Stats = Stats(1);
+    pub const SUM: Stats = Stats(1 << 1);
+    pub const MIN: Stats = Stats(1 << 2);
+    pub const MAX: Stats = Stats(1 << 3);
+    pub const MEAN: Stats = Stats(1 << 4);
+    pub const FIRST: Stats = Stats(1 << 5);
+    pub const LAST: Stats = Stats(1 << 6);
+    pub const TIME_WEIGHTED_MEAN: Stats = Stats(1 << 7);
+    pub const INCREASE: Stats = Stats(1 << 8);
+    pub const NONE: Stats = Stats(0);
+    pub const ALL: Stats = Stats((1 << 9) - 1);
+    /// Every statistic with its name (the output key), in output order.
+    pub const NAMES: [(&'static str, Stats); 9] = [
+        ("count", Stats::COUNT),
+        ("sum", Stats::SUM),
+        ("min", Stats::MIN),
+        ("max", Stats::MAX),
+        ("mean", Stats::MEAN),
+        ("first", Stats::FIRST),
+        ("last", Stats::LAST),
+        ("time_weighted_mean", Stats::TIME_WEIGHTED_MEAN),
+        ("increase", Stats::INCREASE),
+    ];
+
+    /// The statistics named (output keys, in any order; repeats allowed).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Stats> {
+        let mut s = Stats::NONE;
+        for name in names {
+            match Stats::NAMES.iter().find(|(n, _)| *n == name) {
+                Some(&(_, bit)) => s = s | bit,
+                None => {
+                    let known: Vec<&str> = Stats::NAMES.iter().map(|(n, _)| *n).collect();
+                    return Err(Error::invalid(format!(
+                        "unknown statistic {name:?} (known: {})",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    #[inline(always)]
+    pub fn contains(self, other: Stats) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::ALL
+    }
+}
+
+impl std::ops::BitOr for Stats {
+    type Output = Stats;
+    fn bitor(self, o: Stats) -> Stats {
+        Stats(self.0 | o.0)
+    }
+}
+
+/// The windows, one row each, in columns; the columns of statistics not asked for are empty.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AggOut {
+    /// the statistics computed (the other columns are empty)
+    pub stats: Stats,
     pub series: Vec<i64>,
     pub window_start: Vec<i64>,
     pub count: Vec<i64>,
@@ -60,19 +129,60 @@ fn out_vec<T>(n: usize) -> Vec<T> {
 }
 
 impl AggOut {
-    fn with_capacity(n: usize) -> Self {
+    fn with_capacity(n: usize, stats: Stats) -> Self {
+        let col = |s: Stats| {
+            if stats.contains(s) {
+                out_vec(n)
+            } else {
+                Vec::new()
+            }
+        };
         AggOut {
+            stats,
             series: out_vec(n),
             window_start: out_vec(n),
-            count: out_vec(n),
-            sum: out_vec(n),
-            min: out_vec(n),
-            max: out_vec(n),
-            mean: out_vec(n),
-            first: out_vec(n),
-            last: out_vec(n),
-            time_weighted_mean: out_vec(n),
-            increase: out_vec(n),
+            count: if stats.contains(Stats::COUNT) {
+                out_vec(n)
+            } else {
+                Vec::new()
+            },
+            sum: col(Stats::SUM),
+            min: col(Stats::MIN),
+            max: col(Stats::MAX),
+            mean: col(Stats::MEAN),
+            first: col(Stats::FIRST),
+            last: col(Stats::LAST),
+            time_weighted_mean: col(Stats::TIME_WEIGHTED_MEAN),
+            increase: col(Stats::INCREASE),
+        }
+    }
+
+    /// Sets the length of every column asked for to `n`.
+    ///
+    /// # Safety
+    /// Rows `0..n` of every such column were written (and `n` is within their capacity).
+    unsafe fn set_len(&mut self, n: usize) {
+        let st = self.stats;
+        unsafe {
+            self.series.set_len(n);
+            self.window_start.set_len(n);
+            if st.contains(Stats::COUNT) {
+                self.count.set_len(n);
+            }
+            for (col, s) in [
+                (&mut self.sum, Stats::SUM),
+                (&mut self.min, Stats::MIN),
+                (&mut self.max, Stats::MAX),
+                (&mut self.mean, Stats::MEAN),
+                (&mut self.first, Stats::FIRST),
+                (&mut self.last, Stats::LAST),
+                (&mut self.time_weighted_mean, Stats::TIME_WEIGHTED_MEAN),
+                (&mut self.increase, Stats::INCREASE),
+            ] {
+                if st.contains(s) {
+                    col.set_len(n);
+                }
+            }
         }
     }
     pub fn len(&self) -> usize {
@@ -107,31 +217,75 @@ struct Acc {
 
 impl Acc {
     fn flush(&self, w: i64, out: &mut AggOut) {
+        let st = out.stats;
+        out.series.push(self.series);
+        out.window_start.push(self.ws);
+        if st.contains(Stats::COUNT) {
+            out.count.push(self.count);
+        }
+        if st.contains(Stats::SUM) {
+            out.sum.push(self.sum);
+        }
+        if st.contains(Stats::MIN) {
+            out.min.push(self.min);
+        }
+        if st.contains(Stats::MAX) {
+            out.max.push(self.max);
+        }
+        if st.contains(Stats::MEAN) {
+            out.mean.push(self.mean());
+        }
+        if st.contains(Stats::FIRST) {
+            out.first.push(self.first);
+        }
+        if st.contains(Stats::LAST) {
+            out.last.push(self.last);
+        }
+        if st.contains(Stats::TIME_WEIGHTED_MEAN) {
+            out.time_weighted_mean.push(self.time_weighted_mean(w));
+        }
+        if st.contains(Stats::INCREASE) {
+            out.increase.push(self.inc);
+        }
+    }
+
+    #[inline(always)]
+    fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+
+    #[inline(always)]
+    fn time_weighted_mean(&self, w: i64) -> f64 {
         // weight of the last reading: until the window ends (ws <= first_t <= last_t < ws + w)
         let tw_num = self.tw_num + self.last * (w - (self.last_t - self.ws)) as f64;
         let span = (w - (self.first_t - self.ws)) as f64;
-        out.series.push(self.series);
-        out.window_start.push(self.ws);
-        out.count.push(self.count);
-        out.sum.push(self.sum);
-        out.min.push(self.min);
-        out.max.push(self.max);
-        out.mean.push(self.sum / self.count as f64);
-        out.first.push(self.first);
-        out.last.push(self.last);
-        out.time_weighted_mean
-            .push(if span > 0.0 { tw_num / span } else { self.last });
-        out.increase.push(self.inc);
+        if span > 0.0 {
+            tw_num / span
+        } else {
+            self.last
+        }
     }
 }
 
 /// Aggregates rows `(series[i], timestamps[i], values[i])` into tumbling windows of
-/// `window_ms` milliseconds. Rows may come in any order.
+/// `window_ms` milliseconds, every statistic. Rows may come in any order.
 pub fn aggregate(
     series: &[i64],
     timestamps: &[i64],
     values: &[f64],
     window_ms: i64,
+) -> Result<AggOut> {
+    aggregate_stats(series, timestamps, values, window_ms, Stats::ALL)
+}
+
+/// `aggregate` computing only the statistics in `stats` (the other columns stay empty); the
+/// columns computed are bit for bit those of `aggregate`.
+pub fn aggregate_stats(
+    series: &[i64],
+    timestamps: &[i64],
+    values: &[f64],
+    window_ms: i64,
+    stats: Stats,
 ) -> Result<AggOut> {
     let n = series.len();
     if timestamps.len() != n || values.len() != n {
@@ -160,7 +314,7 @@ pub fn aggregate(
         // about as many windows as rows: the output dominates; count the windows first so
         // that each thread writes its windows in place instead of into its own columns
         if let Some(out) =
-            aggregate_sorted_in_place(series, timestamps, values, window_ms, threads)?
+            aggregate_sorted_in_place(series, timestamps, values, window_ms, threads, stats)?
         {
             return Ok(out);
         }
@@ -170,7 +324,13 @@ pub fn aggregate(
     // series boundaries, one thread a chunk; any row out of order sends us to the general path.
     let cuts = chunk_cuts(series, threads);
     let parts: Vec<Result<Option<AggOut>>> = parallel_chunks(&cuts, |a, b| {
-        aggregate_if_sorted(&series[a..b], &timestamps[a..b], &values[a..b], window_ms)
+        aggregate_if_sorted(
+            &series[a..b],
+            &timestamps[a..b],
+            &values[a..b],
+            window_ms,
+            stats,
+        )
     });
     let boundaries_sorted = cuts
         .windows(2)
@@ -185,10 +345,10 @@ pub fn aggregate(
         }
     }
     if all_sorted {
-        return Ok(concat(outs));
+        return Ok(concat(outs, stats));
     }
     let (mut ts, mut vs, mut dense) = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
-    if let Some(out) = aggregate_streaming(series, timestamps, values, window_ms, threads)? {
+    if let Some(out) = aggregate_streaming(series, timestamps, values, window_ms, threads, stats)? {
         if ts.capacity() <= 1 << 18 {
             SCRATCH.with(|c| *c.borrow_mut() = (ts, vs, dense));
         }
@@ -216,7 +376,7 @@ pub fn aggregate(
                     .max(1);
             bound += spanned.min((b - a) as i128) as usize;
         }
-        let mut out = AggOut::with_capacity(bound);
+        let mut out = AggOut::with_capacity(bound, stats);
         for g in ga..gb {
             let (a, b) = (groups[g], groups[g + 1]);
             aggregate_series(ids[g], &ts[a..b], &vs[a..b], window_ms, &mut out)?;
@@ -231,7 +391,7 @@ pub fn aggregate(
     for p in parts {
         outs.extend(p?);
     }
-    Ok(concat(outs))
+    Ok(concat(outs, stats))
 }
 
 thread_local! {
@@ -280,12 +440,12 @@ fn chunk_cuts(series: &[i64], parts: usize) -> Vec<usize> {
     cuts
 }
 
-fn concat(mut outs: Vec<AggOut>) -> AggOut {
+fn concat(mut outs: Vec<AggOut>, stats: Stats) -> AggOut {
     if outs.len() == 1 {
         return outs.pop().unwrap();
     }
     let total: usize = outs.iter().map(|o| o.len()).sum();
-    let mut all = AggOut::with_capacity(total);
+    let mut all = AggOut::with_capacity(total, stats);
     for o in outs {
         all.series.extend(o.series);
         all.window_start.extend(o.window_start);
@@ -372,6 +532,7 @@ fn aggregate_sorted_in_place(
     vs: &[f64],
     w: i64,
     threads: usize,
+    stats: Stats,
 ) -> Result<Option<AggOut>> {
     let n = series.len();
     let cuts = chunk_cuts(series, threads);
@@ -390,7 +551,7 @@ fn aggregate_sorted_in_place(
         }
     }
     let total = *offsets.last().unwrap();
-    let mut out = AggOut::with_capacity(total);
+    let mut out = AggOut::with_capacity(total, stats);
     let o = OutPtrs::of(&mut out);
     let written: Vec<Result<bool>> = parallel_chunks(&cuts, |a, b| {
         let c = cuts.partition_point(|&x| x < a);
@@ -421,19 +582,7 @@ fn aggregate_sorted_in_place(
     debug_assert!(n >= total);
     // SAFETY: every chunk `c` wrote all the rows `offsets[c]..offsets[c + 1]` (checked just
     // above), and these ranges tile `0..total`.
-    unsafe {
-        out.series.set_len(total);
-        out.window_start.set_len(total);
-        out.count.set_len(total);
-        out.sum.set_len(total);
-        out.min.set_len(total);
-        out.max.set_len(total);
-        out.mean.set_len(total);
-        out.first.set_len(total);
-        out.last.set_len(total);
-        out.time_weighted_mean.set_len(total);
-        out.increase.set_len(total);
-    }
+    unsafe { out.set_len(total) };
     Ok(Some(out))
 }
 
@@ -470,7 +619,13 @@ where
 }
 
 /// Aggregates rows already sorted by (series, time); `None` as soon as a row is out of order.
-fn aggregate_if_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Result<Option<AggOut>> {
+fn aggregate_if_sorted(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    stats: Stats,
+) -> Result<Option<AggOut>> {
     let n = series.len();
     // an upper bound of the windows, so that the output never grows by reallocation
     let mut bound = 0usize;
@@ -489,7 +644,7 @@ fn aggregate_if_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Result
         bound += (spanned.min((end - start) as i128)) as usize;
         start = end;
     }
-    let mut out = AggOut::with_capacity(bound);
+    let mut out = AggOut::with_capacity(bound, stats);
     let mut start = 0;
     while start < n {
         let sid = series[start];
@@ -639,6 +794,7 @@ fn dense_ids(series: &[i64], dense: &mut Vec<u32>) -> Vec<i64> {
 /// Raw pointers to the output columns, written at disjoint rows by several threads.
 #[derive(Clone, Copy)]
 struct OutPtrs {
+    stats: Stats,
     series: *mut i64,
     window_start: *mut i64,
     count: *mut i64,
@@ -659,6 +815,7 @@ unsafe impl Sync for OutPtrs {}
 impl OutPtrs {
     fn of(out: &mut AggOut) -> Self {
         OutPtrs {
+            stats: out.stats,
             series: out.series.as_mut_ptr(),
             window_start: out.window_start.as_mut_ptr(),
             count: out.count.as_mut_ptr(),
@@ -681,22 +838,40 @@ impl Acc {
     /// `at` is below the capacity of every column behind `o`, and no other thread writes it.
     #[inline]
     unsafe fn flush_at(&self, w: i64, o: OutPtrs, at: usize) {
-        let tw_num = self.tw_num + self.last * (w - (self.last_t - self.ws)) as f64;
-        let span = (w - (self.first_t - self.ws)) as f64;
+        let st = o.stats;
+        // SAFETY: the columns not asked for (dangling pointers) are never written
         unsafe {
             o.series.add(at).write(self.series);
             o.window_start.add(at).write(self.ws);
-            o.count.add(at).write(self.count);
-            o.sum.add(at).write(self.sum);
-            o.min.add(at).write(self.min);
-            o.max.add(at).write(self.max);
-            o.mean.add(at).write(self.sum / self.count as f64);
-            o.first.add(at).write(self.first);
-            o.last.add(at).write(self.last);
-            o.time_weighted_mean
-                .add(at)
-                .write(if span > 0.0 { tw_num / span } else { self.last });
-            o.increase.add(at).write(self.inc);
+            if st.contains(Stats::COUNT) {
+                o.count.add(at).write(self.count);
+            }
+            if st.contains(Stats::SUM) {
+                o.sum.add(at).write(self.sum);
+            }
+            if st.contains(Stats::MIN) {
+                o.min.add(at).write(self.min);
+            }
+            if st.contains(Stats::MAX) {
+                o.max.add(at).write(self.max);
+            }
+            if st.contains(Stats::MEAN) {
+                o.mean.add(at).write(self.mean());
+            }
+            if st.contains(Stats::FIRST) {
+                o.first.add(at).write(self.first);
+            }
+            if st.contains(Stats::LAST) {
+                o.last.add(at).write(self.last);
+            }
+            if st.contains(Stats::TIME_WEIGHTED_MEAN) {
+                o.time_weighted_mean
+                    .add(at)
+                    .write(self.time_weighted_mean(w));
+            }
+            if st.contains(Stats::INCREASE) {
+                o.increase.add(at).write(self.inc);
+            }
         }
     }
 }
@@ -819,6 +994,7 @@ fn aggregate_streaming(
     vs: &[f64],
     w: i64,
     threads: usize,
+    stats: Stats,
 ) -> Result<Option<AggOut>> {
     let (numbering, ids) = number_series(series);
     let g = ids.len();
@@ -847,7 +1023,7 @@ fn aggregate_streaming(
         pos[k] = total;
         total += nwin[k];
     }
-    let mut out = AggOut::with_capacity(total);
+    let mut out = AggOut::with_capacity(total, stats);
     let ptrs = OutPtrs::of(&mut out);
     let parts = threads.min(g).max(1);
     let results: Vec<Result<()>> = if parts == 1 {
@@ -891,19 +1067,7 @@ fn aggregate_streaming(
     // SAFETY: the second pass wrote every row below `total` of every column: each series
     // number `k` flushes exactly `nwin[k]` windows (the first pass counted the same events)
     // at rows `pos[k]..pos[k] + nwin[k]`, and these ranges tile `0..total`.
-    unsafe {
-        out.series.set_len(total);
-        out.window_start.set_len(total);
-        out.count.set_len(total);
-        out.sum.set_len(total);
-        out.min.set_len(total);
-        out.max.set_len(total);
-        out.mean.set_len(total);
-        out.first.set_len(total);
-        out.last.set_len(total);
-        out.time_weighted_mean.set_len(total);
-        out.increase.set_len(total);
-    }
+    unsafe { out.set_len(total) };
     Ok(Some(out))
 }
 
@@ -1052,7 +1216,7 @@ mod tests {
                 let r: Vec<_> = rows.iter().copied().filter(|x| x.0 == sid).collect();
                 let (s1, t1, v1) = cols(&r);
                 let o = aggregate(&s1, &t1, &v1, w).unwrap();
-                one = concat(vec![one, o]);
+                one = concat(vec![one, o], Stats::ALL);
             }
             assert_eq!(bits(&sorted), bits(&one));
             let mut by_time = rows.clone();
@@ -1068,7 +1232,89 @@ mod tests {
             let o = aggregate(&s, &t, &v, w).unwrap();
             assert_eq!(o.series, sorted.series);
             assert_eq!(o.count, sorted.count);
+            // subsets of the statistics: the same columns, bit for bit, on every path
+            for r in [&rows, &by_time, &shuffled] {
+                let (s, t, v) = cols(r);
+                let all = aggregate(&s, &t, &v, w).unwrap();
+                for names in SUBSETS {
+                    let st = Stats::from_names(names.iter().copied()).unwrap();
+                    let o = aggregate_stats(&s, &t, &v, w, st).unwrap();
+                    assert_same_columns(&o, &all, st);
+                }
+            }
+            // one series at a time, a subset
+            let st = Stats::from_names(["first", "increase", "mean"]).unwrap();
+            let mut one = AggOut {
+                stats: st,
+                ..AggOut::default()
+            };
+            for sid in 0..g {
+                let r: Vec<_> = rows.iter().copied().filter(|x| x.0 == sid).collect();
+                let (s1, t1, v1) = cols(&r);
+                let o = aggregate_stats(&s1, &t1, &v1, w, st).unwrap();
+                one = concat(vec![one, o], st);
+            }
+            assert_same_columns(&one, &sorted, st);
         }
+    }
+
+    const SUBSETS: [&[&str]; 6] = [
+        &["count", "sum", "min", "max", "mean", "first", "last"],
+        &["last", "time_weighted_mean"],
+        &["increase"],
+        &["min", "max", "min"],
+        &[],
+        &[
+            "count",
+            "sum",
+            "min",
+            "max",
+            "mean",
+            "first",
+            "last",
+            "time_weighted_mean",
+            "increase",
+        ],
+    ];
+
+    /// `o` has exactly the columns of `st`, each bit for bit that of `all`.
+    fn assert_same_columns(o: &AggOut, all: &AggOut, st: Stats) {
+        let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(o.stats, st);
+        assert_eq!(o.series, all.series);
+        assert_eq!(o.window_start, all.window_start);
+        let want_i = |c: &Vec<i64>, s: Stats| if st.contains(s) { c.clone() } else { vec![] };
+        assert_eq!(o.count, want_i(&all.count, Stats::COUNT));
+        for (got, full, s) in [
+            (&o.sum, &all.sum, Stats::SUM),
+            (&o.min, &all.min, Stats::MIN),
+            (&o.max, &all.max, Stats::MAX),
+            (&o.mean, &all.mean, Stats::MEAN),
+            (&o.first, &all.first, Stats::FIRST),
+            (&o.last, &all.last, Stats::LAST),
+            (
+                &o.time_weighted_mean,
+                &all.time_weighted_mean,
+                Stats::TIME_WEIGHTED_MEAN,
+            ),
+            (&o.increase, &all.increase, Stats::INCREASE),
+        ] {
+            assert_eq!(f(got), if st.contains(s) { f(full) } else { vec![] });
+        }
+    }
+
+    #[test]
+    fn stats_names() {
+        assert_eq!(
+            Stats::from_names(Stats::NAMES.iter().map(|(n, _)| *n)).unwrap(),
+            Stats::ALL
+        );
+        assert_eq!(Stats::from_names([]).unwrap(), Stats::NONE);
+        assert!(Stats::from_names(["count", "median"]).is_err());
+        let o = aggregate_stats(&[1, 1, 2], &[0, 70, 5], &[1.0, 2.0, 3.0], 60, Stats::MAX).unwrap();
+        assert_eq!(o.window_start, vec![0, 60, 0]);
+        assert_eq!(o.max, vec![1.0, 2.0, 3.0]);
+        assert!(o.count.is_empty() && o.sum.is_empty() && o.increase.is_empty());
     }
 
     #[test]

@@ -200,6 +200,19 @@ fn window_of(t: i64, w: i64) -> Result<i64> {
         .ok_or_else(|| Error::invalid(format!("timestamp {t} has no window of {w} ms in range")))
 }
 
+/// `window_of(t, w)` for a reading at or after `win_end`, the end of the series' previous
+/// window (`i128::MIN` if none): without a division when `t` falls in the next window.
+#[inline(always)]
+fn next_window(t: i64, win_end: i128, w: i64) -> Result<i64> {
+    debug_assert!(t as i128 >= win_end);
+    if (t as i128) < win_end + w as i128 {
+        // win_end <= t, so it is in range, and it is a multiple of w
+        Ok(win_end as i64)
+    } else {
+        window_of(t, w)
+    }
+}
+
 struct Acc {
     series: i64,
     ws: i64,
@@ -514,7 +527,7 @@ fn count_windows_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Resul
             }
             let t = ts[j];
             if (t as i128) >= win_end {
-                win_end = window_of(t, w)? as i128 + w as i128;
+                win_end = next_window(t, win_end, w)? as i128 + w as i128;
                 count += 1;
             }
         }
@@ -813,6 +826,44 @@ unsafe impl Send for OutPtrs {}
 unsafe impl Sync for OutPtrs {}
 
 impl OutPtrs {
+    /// Asks for the cache lines of row `at` of every column written, ahead of the writes (a
+    /// hint, never a fault): when the series are interleaved, each series writes its own rows
+    /// of every column, too many streams for the hardware prefetcher, so each new line of
+    /// fresh output would otherwise stall the writes.
+    #[inline(always)]
+    fn prefetch(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let st = self.stats;
+            let pf = |p: *const i8| {
+                // SAFETY: a prefetch is only a hint; it never faults, whatever the address
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p) }
+            };
+            pf(self.series.wrapping_add(at) as *const i8);
+            pf(self.window_start.wrapping_add(at) as *const i8);
+            if st.contains(Stats::COUNT) {
+                pf(self.count.wrapping_add(at) as *const i8);
+            }
+            for (c, s) in [
+                (self.sum, Stats::SUM),
+                (self.min, Stats::MIN),
+                (self.max, Stats::MAX),
+                (self.mean, Stats::MEAN),
+                (self.first, Stats::FIRST),
+                (self.last, Stats::LAST),
+                (self.time_weighted_mean, Stats::TIME_WEIGHTED_MEAN),
+                (self.increase, Stats::INCREASE),
+            ] {
+                if st.contains(s) {
+                    pf(c.wrapping_add(at) as *const i8);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
     fn of(out: &mut AggOut) -> Self {
         OutPtrs {
             stats: out.stats,
@@ -876,9 +927,159 @@ impl Acc {
     }
 }
 
-/// Rows whose series are interleaved but each in time order (an ingest batch), second pass:
-/// a running window per series (those whose number is `part` modulo `parts`), each window
-/// written at its final row, `pos[k]` being the first output row of series number `k`.
+/// What the first pass over rows in time order learns about one part (a range of rows), for
+/// each series number `k`.
+struct PartScan {
+    /// windows of the series in the part
+    nwin: Vec<u32>,
+    /// start of the first and of the last of them
+    first_ws: Vec<i64>,
+    last_ws: Vec<i64>,
+    /// earliest and latest timestamps of the series' rows in the part (NaN values included;
+    /// `i64::MAX`, `i64::MIN` if none)
+    lo_t: Vec<i64>,
+    hi_t: Vec<i64>,
+}
+
+/// First pass over rows in time order: counts each series' windows; `None` if some series
+/// goes back in time.
+fn scan_part(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    numbering: &Numbering,
+    g: usize,
+) -> Result<Option<PartScan>> {
+    let mut nwin = vec![0u32; g];
+    let mut first_ws = vec![0i64; g];
+    let mut win_end = vec![i128::MIN; g];
+    let mut lo_t = vec![i64::MAX; g];
+    let mut hi_t = vec![i64::MIN; g];
+    for i in 0..series.len() {
+        let k = numbering.of(series[i]) as usize;
+        let t = ts[i];
+        if t < hi_t[k] {
+            return Ok(None);
+        }
+        hi_t[k] = t;
+        lo_t[k] = lo_t[k].min(t);
+        if vs[i].is_nan() {
+            continue;
+        }
+        if (t as i128) >= win_end[k] {
+            let ws = next_window(t, win_end[k], w)?;
+            win_end[k] = ws as i128 + w as i128;
+            if nwin[k] == 0 {
+                first_ws[k] = ws;
+            }
+            nwin[k] += 1;
+        }
+    }
+    let last_ws = win_end
+        .iter()
+        .map(|&e| {
+            if e == i128::MIN {
+                0
+            } else {
+                (e - w as i128) as i64
+            }
+        })
+        .collect();
+    Ok(Some(PartScan {
+        nwin,
+        first_ws,
+        last_ws,
+        lo_t,
+        hi_t,
+    }))
+}
+
+/// Where each part writes the windows of each series, from the first pass over every part.
+///
+/// The first window of series `k` in part `p` is *deferred* when an earlier part has windows
+/// of `k`: its rows in part `p` (those before the end of that window) are aggregated by the
+/// part that has the series' previous window, the *owner*, which continues past its own rows
+/// (the window may be the one it left open, or a new one); so every window is aggregated by
+/// one thread, from its readings in order, as on one thread.
+struct Layout {
+    /// `deferred[p][k]`
+    deferred: Vec<Vec<bool>>,
+    /// `start[p][k]..end[p][k]`: the output rows part `p` writes for series `k` (its own
+    /// windows, then those made of later parts' deferred rows)
+    start: Vec<Vec<usize>>,
+    end: Vec<Vec<usize>>,
+    /// `continues[p][k]`: part `p` owns series `k` at its end and a later part has windows
+    /// of `k` (so part `p` continues into their deferred rows)
+    continues: Vec<Vec<bool>>,
+    total: usize,
+}
+
+/// `None` if some series goes back in time across parts.
+fn layout(scans: &[PartScan], g: usize) -> Option<Layout> {
+    let parts = scans.len();
+    let mut deferred = vec![vec![false; g]; parts];
+    let mut start = vec![vec![0usize; g]; parts];
+    let mut end = vec![vec![0usize; g]; parts];
+    let mut continues = vec![vec![false; g]; parts];
+    let mut pos = 0usize;
+    for k in 0..g {
+        let mut hi = i64::MIN;
+        for sc in scans {
+            if sc.hi_t[k] != i64::MIN || sc.lo_t[k] != i64::MAX {
+                if sc.lo_t[k] < hi {
+                    return None;
+                }
+                hi = sc.hi_t[k];
+            }
+        }
+        let mut distinct = 0usize; // windows of `k` in parts before `p`
+        let mut last_ws: Option<i64> = None;
+        let mut owner: Option<usize> = None;
+        for (p, sc) in scans.iter().enumerate() {
+            let nw = sc.nwin[k] as usize;
+            if nw == 0 {
+                continue;
+            }
+            let is_deferred = last_ws.is_some();
+            deferred[p][k] = is_deferred;
+            if let Some(o) = owner {
+                continues[o][k] = true;
+            }
+            // the deferred window is the one the owner has open, or a new one after it
+            let merged = last_ws == Some(sc.first_ws[k]);
+            let own_from = distinct + usize::from(is_deferred && !merged);
+            distinct += nw - usize::from(merged);
+            if nw > usize::from(is_deferred) {
+                if let Some(o) = owner {
+                    end[o][k] = pos + own_from;
+                }
+                start[p][k] = pos + own_from;
+                owner = Some(p);
+            }
+            last_ws = Some(sc.last_ws[k]);
+        }
+        if let Some(o) = owner {
+            end[o][k] = pos + distinct;
+        }
+        pos += distinct;
+    }
+    Some(Layout {
+        deferred,
+        start,
+        end,
+        continues,
+        total: pos,
+    })
+}
+
+/// How many rows ahead of its writes a series prefetches its output lines.
+const PREFETCH_AHEAD: usize = 32;
+
+/// Rows whose series are interleaved but each in time order (an ingest batch), second pass
+/// over the rows of part `p` (`cuts[p]..cuts[p + 1]`): a running window per series, each
+/// window written at its final row; then, for the series it owns at its end, the deferred
+/// rows of the later parts.
 #[allow(clippy::too_many_arguments)]
 fn streaming_part(
     series: &[i64],
@@ -887,20 +1088,28 @@ fn streaming_part(
     w: i64,
     numbering: &Numbering,
     ids: &[i64],
-    mut pos: Vec<usize>,
+    scans: &[PartScan],
+    lay: &Layout,
+    cuts: &[usize],
+    p: usize,
     out: OutPtrs,
-    part: usize,
-    parts: usize,
 ) -> Result<()> {
     struct State {
         acc: Acc,
+        /// end of the open window (`i128::MIN`: none open, every reading takes the slow path)
         win_end: i128,
+        /// readings before this time are deferred (belong to an earlier part's window)
+        defer_end: i128,
         prev: f64,
         open: bool,
+        at: usize,
+        end: usize,
     }
+    let parts = cuts.len() - 1;
     let mut st: Vec<State> = ids
         .iter()
-        .map(|&sid| State {
+        .enumerate()
+        .map(|(k, &sid)| State {
             acc: Acc {
                 series: sid,
                 ws: 0,
@@ -916,21 +1125,21 @@ fn streaming_part(
                 inc: 0.0,
             },
             win_end: i128::MIN,
+            defer_end: if lay.deferred[p][k] {
+                scans[p].first_ws[k] as i128 + w as i128
+            } else {
+                i128::MIN
+            },
             prev: f64::NAN,
             open: false,
+            at: lay.start[p][k],
+            end: lay.end[p][k],
         })
         .collect();
-    for i in 0..series.len() {
-        let k = numbering.of(series[i]) as usize;
-        if k % parts != part {
-            continue;
-        }
-        let v = vs[i];
-        if v.is_nan() {
-            continue;
-        }
-        let t = ts[i];
-        let s = &mut st[k];
+    /// Adds reading `(t, v)` to the running window of `s` (flushing the previous window
+    /// when `t` is past its end).
+    #[inline(always)]
+    fn add(s: &mut State, t: i64, v: f64, w: i64, out: OutPtrs) -> Result<()> {
         let step = if s.prev.is_nan() {
             0.0
         } else {
@@ -942,14 +1151,20 @@ fn streaming_part(
             }
         };
         s.prev = v;
-        if !s.open || (t as i128) >= s.win_end {
+        if (t as i128) >= s.win_end {
             if s.open {
-                // SAFETY: the first pass counted this series' windows; `pos[k]` stays below
-                // the end of its rows, which only this thread writes
-                unsafe { s.acc.flush_at(w, out, pos[k]) };
-                pos[k] += 1;
+                if s.at >= s.end {
+                    return Err(Error::invalid("aggregation: window count mismatch"));
+                }
+                // SAFETY: `at < end`, and rows `start..end` of series `k` are below the
+                // columns' capacity and written by this part only
+                unsafe { s.acc.flush_at(w, out, s.at) };
+                s.at += 1;
+                if s.at.is_multiple_of(8) {
+                    out.prefetch(s.at + PREFETCH_AHEAD);
+                }
             }
-            let ws = window_of(t, w)?;
+            let ws = next_window(t, s.win_end, w)?;
             s.win_end = ws as i128 + w as i128;
             s.open = true;
             let a = &mut s.acc;
@@ -974,20 +1189,81 @@ fn streaming_part(
         a.last = v;
         a.last_t = t;
         a.inc += step;
+        Ok(())
     }
-    for (k, s) in st.iter().enumerate() {
-        if s.open && k % parts == part {
+    for i in cuts[p]..cuts[p + 1] {
+        let v = vs[i];
+        if v.is_nan() {
+            continue;
+        }
+        let k = numbering.of(series[i]) as usize;
+        let t = ts[i];
+        let s = &mut st[k];
+        if (t as i128) < s.defer_end {
+            // an earlier part's window: that part aggregates it
+            s.prev = v;
+            continue;
+        }
+        add(s, t, v, w, out)?;
+    }
+    // the later parts' deferred rows of the series this part owns at its end
+    let cont = &lay.continues[p];
+    let mut pending: usize = cont.iter().filter(|&&c| c).count();
+    let mut q = p + 1;
+    let mut i = cuts[p + 1];
+    while pending > 0 && i < series.len() {
+        while i >= cuts[q + 1] {
+            q += 1;
+        }
+        let (a, b) = (i, cuts[q + 1]);
+        let (sq, dq) = (&scans[q], &lay.deferred[q]);
+        for j in a..b {
+            let v = vs[j];
+            if v.is_nan() {
+                continue;
+            }
+            let k = numbering.of(series[j]) as usize;
+            let s = &mut st[k];
+            if !s.open || !cont[k] || s.defer_end == i128::MAX {
+                continue;
+            }
+            let t = ts[j];
+            if dq[k] && (t as i128) < sq.first_ws[k] as i128 + w as i128 {
+                add(s, t, v, w, out)?;
+            } else {
+                // the part of this row owns the series from here
+                s.defer_end = i128::MAX;
+                pending -= 1;
+                if pending == 0 {
+                    break;
+                }
+            }
+        }
+        i = b;
+        debug_assert!(q < parts);
+    }
+    for s in st.iter_mut() {
+        if s.open {
+            if s.at >= s.end {
+                return Err(Error::invalid("aggregation: window count mismatch"));
+            }
             // SAFETY: as above
-            unsafe { s.acc.flush_at(w, out, pos[k]) };
+            unsafe { s.acc.flush_at(w, out, s.at) };
+            s.at += 1;
+        }
+        if s.open && s.at != s.end {
+            return Err(Error::invalid("aggregation: window count mismatch"));
         }
     }
     Ok(())
 }
 
-/// Rows whose series are interleaved but each in time order (an ingest batch). A first pass
-/// checks the order and counts each series' windows, which places every window at its final
-/// output row; a second pass (split over threads by series) runs a window per series and
-/// writes each one there. `None` if some series goes back in time.
+/// Rows whose series are interleaved but each in time order (an ingest batch), cut into
+/// consecutive parts of rows, one a thread. A first pass (a thread a part) checks the order
+/// and counts each series' windows in each part, which places every window at its final
+/// output row; a second pass (a thread a part) runs a window per series over the part's rows
+/// and writes each one there, the windows that straddle parts being finished by the earlier
+/// part (see `Layout`). `None` if some series goes back in time.
 fn aggregate_streaming(
     series: &[i64],
     ts: &[i64],
@@ -998,75 +1274,35 @@ fn aggregate_streaming(
 ) -> Result<Option<AggOut>> {
     let (numbering, ids) = number_series(series);
     let g = ids.len();
-    let mut nwin = vec![0usize; g];
-    let mut win_end = vec![i128::MIN; g];
-    let mut last_t = vec![i64::MIN; g];
-    for i in 0..series.len() {
-        let k = numbering.of(series[i]) as usize;
-        let t = ts[i];
-        if t < last_t[k] {
-            return Ok(None);
-        }
-        last_t[k] = t;
-        if vs[i].is_nan() {
-            continue;
-        }
-        if (t as i128) >= win_end[k] {
-            win_end[k] = window_of(t, w)? as i128 + w as i128;
-            nwin[k] += 1;
+    let n = series.len();
+    let parts = threads.clamp(1, n.max(1));
+    let cuts: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
+    let mut scans = Vec::with_capacity(parts);
+    for r in parallel_chunks(&cuts, |a, b| {
+        scan_part(&series[a..b], &ts[a..b], &vs[a..b], w, &numbering, g)
+    }) {
+        match r? {
+            Some(sc) => scans.push(sc),
+            None => return Ok(None),
         }
     }
-    drop((win_end, last_t));
-    let mut pos = vec![0usize; g];
-    let mut total = 0usize;
-    for k in 0..g {
-        pos[k] = total;
-        total += nwin[k];
-    }
+    let Some(lay) = layout(&scans, g) else {
+        return Ok(None);
+    };
+    let total = lay.total;
     let mut out = AggOut::with_capacity(total, stats);
     let ptrs = OutPtrs::of(&mut out);
-    let parts = threads.min(g).max(1);
-    let results: Vec<Result<()>> = if parts == 1 {
-        vec![streaming_part(
-            series, ts, vs, w, &numbering, &ids, pos, ptrs, 0, 1,
-        )]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..parts)
-                .map(|p| {
-                    let (numbering, ids, pos) = (&numbering, &ids, pos.clone());
-                    scope.spawn(move || {
-                        streaming_part(series, ts, vs, w, numbering, ids, pos, ptrs, p, parts)
-                    })
-                })
-                .collect();
-            let mut r = vec![streaming_part(
-                series,
-                ts,
-                vs,
-                w,
-                &numbering,
-                &ids,
-                pos.clone(),
-                ptrs,
-                0,
-                parts,
-            )];
-            for h in handles {
-                r.push(
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::invalid("aggregation worker failed"))),
-                );
-            }
-            r
-        })
-    };
+    let results = parallel_chunks(&cuts, |a, _| {
+        let p = cuts.partition_point(|&x| x < a);
+        streaming_part(
+            series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
+        )
+    });
     for r in results {
         r?;
     }
-    // SAFETY: the second pass wrote every row below `total` of every column: each series
-    // number `k` flushes exactly `nwin[k]` windows (the first pass counted the same events)
-    // at rows `pos[k]..pos[k] + nwin[k]`, and these ranges tile `0..total`.
+    // SAFETY: each part `p` wrote exactly the rows `start[p][k]..end[p][k]` of each series it
+    // owns (checked at its end), and these ranges tile `0..total`.
     unsafe { out.set_len(total) };
     Ok(Some(out))
 }
@@ -1115,7 +1351,7 @@ fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut impl Sin
         prev = v;
         if (t as i128) >= win_end {
             out.put(&acc, w);
-            let ws = window_of(t, w)?;
+            let ws = next_window(t, win_end, w)?;
             win_end = ws as i128 + w as i128;
             acc = Acc {
                 series: sid,
@@ -1255,6 +1491,84 @@ mod tests {
                 one = concat(vec![one, o], st);
             }
             assert_same_columns(&one, &sorted, st);
+        }
+    }
+
+    #[test]
+    fn streaming_parts_same_as_one_thread() {
+        // rows in time order, cut into 1..=6 parts: windows straddling parts, series missing
+        // from parts, series whose rows in a part all fall in one window (or are all NaN)
+        let mut rows = Vec::new();
+        let mut x = 987654321u64;
+        for i in 0..3000i64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let sid = match i {
+                0..=999 => (x >> 60) as i64 % 5,
+                1000..=1999 => 5 + (x >> 60) as i64 % 3, // series 5..7 only
+                _ => (x >> 60) as i64 % 9,
+            };
+            let v = if sid == 3 && i > 1500 || (x >> 20).is_multiple_of(13) {
+                f64::NAN
+            } else {
+                ((x >> 30) % 100) as f64
+            };
+            rows.push((sid, i * 7 - 5000 + (x >> 62) as i64, v));
+        }
+        rows.sort_by_key(|r| r.1);
+        let s: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let t: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let v: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let bits = |o: &AggOut| {
+            let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (
+                o.series.clone(),
+                o.window_start.clone(),
+                o.count.clone(),
+                [
+                    &o.sum,
+                    &o.min,
+                    &o.max,
+                    &o.mean,
+                    &o.first,
+                    &o.last,
+                    &o.time_weighted_mean,
+                    &o.increase,
+                ]
+                .map(f)
+                .to_vec(),
+            )
+        };
+        for w in [1i64, 10, 100, 1000, 5000, 100_000] {
+            let one = aggregate_streaming(&s, &t, &v, w, 1, Stats::ALL)
+                .unwrap()
+                .unwrap();
+            // the per-series path agrees
+            let mut order: Vec<usize> = (0..s.len()).collect();
+            order.sort_by_key(|&i| s[i]); // stable: time order within a series
+            let pick = |c: &[i64]| order.iter().map(|&i| c[i]).collect::<Vec<_>>();
+            let vs: Vec<f64> = order.iter().map(|&i| v[i]).collect();
+            let sorted = aggregate(&pick(&s), &pick(&t), &vs, w).unwrap();
+            assert_eq!(bits(&one), bits(&sorted), "w {w}");
+            for parts in 2..=6 {
+                let o = aggregate_streaming(&s, &t, &v, w, parts, Stats::ALL)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(bits(&o), bits(&one), "w {w}, {parts} parts");
+                let st = Stats::from_names(["last", "increase", "count"]).unwrap();
+                let o = aggregate_streaming(&s, &t, &v, w, parts, st)
+                    .unwrap()
+                    .unwrap();
+                assert_same_columns(&o, &one, st);
+            }
+        }
+        // a series going back in time across parts is not for this path
+        let (s2, t2, v2) = ([1i64, 2, 1, 2], [5i64, 6, 4, 7], [1.0, 2.0, 3.0, 4.0]);
+        for parts in 1..=4 {
+            assert!(aggregate_streaming(&s2, &t2, &v2, 10, parts, Stats::ALL)
+                .unwrap()
+                .is_none());
         }
     }
 

@@ -585,6 +585,40 @@ fn decode_values<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Py<
 
 // ------------------------------------------------------------------ aggregation
 
+/// Owner of an output column's memory that numpy arrays view (their `base`).
+#[pyclass(frozen, module = "bocage_native")]
+struct ColumnMemory {
+    _buf: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// An output column as a numpy array, without a copy.
+fn column_to_py<'py, T: numpy::Element + Copy + Send + Sync + 'static>(
+    py: Python<'py>,
+    c: agg::Column<T>,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let (buf, off, len) = c.into_parts();
+    if off == 0 {
+        let mut v = buf;
+        // SAFETY: rows `0..len` of the allocation are written
+        unsafe { v.set_len(len) };
+        return Ok(PyArray1::from_vec(py, v));
+    }
+    let ptr = buf.as_ptr().wrapping_add(off);
+    // moving the Vec into the owner leaves its heap memory where it is
+    let owner = Bound::new(
+        py,
+        ColumnMemory {
+            _buf: Box::new(buf),
+        },
+    )?;
+    // SAFETY: rows `off..off + len` of the allocation are written and stay valid as long as
+    // `owner`, which the array keeps as its base, is alive; nothing reallocates it.
+    unsafe {
+        let view = numpy::ndarray::ArrayView1::from_shape_ptr(len, ptr);
+        Ok(PyArray1::borrow_from_array(&view, owner.into_any()))
+    }
+}
+
 /// Grouped tumbling-window aggregation; see `bocage_core::aggregate` for the definitions.
 /// `stats` names the statistics wanted (all by default); the dict has `series`,
 /// `window_start` and those.
@@ -610,10 +644,10 @@ fn aggregate<'py>(
         .detach(|| agg::aggregate_stats(s, t, v, window_ms, wanted))
         .map_err(to_py)?;
     let d = PyDict::new(py);
-    d.set_item("series", PyArray1::from_vec(py, o.series))?;
-    d.set_item("window_start", PyArray1::from_vec(py, o.window_start))?;
+    d.set_item("series", column_to_py(py, o.series)?)?;
+    d.set_item("window_start", column_to_py(py, o.window_start)?)?;
     if wanted.contains(agg::Stats::COUNT) {
-        d.set_item("count", PyArray1::from_vec(py, o.count))?;
+        d.set_item("count", column_to_py(py, o.count)?)?;
     }
     for (name, bit, col) in [
         ("sum", agg::Stats::SUM, o.sum),
@@ -630,7 +664,7 @@ fn aggregate<'py>(
         ("increase", agg::Stats::INCREASE, o.increase),
     ] {
         if wanted.contains(bit) {
-            d.set_item(name, PyArray1::from_vec(py, col))?;
+            d.set_item(name, column_to_py(py, col)?)?;
         }
     }
     Ok(d)

@@ -90,61 +90,222 @@ impl std::ops::BitOr for Stats {
 pub struct AggOut {
     /// the statistics computed (the other columns are empty)
     pub stats: Stats,
-    pub series: Vec<i64>,
-    pub window_start: Vec<i64>,
-    pub count: Vec<i64>,
-    pub sum: Vec<f64>,
-    pub min: Vec<f64>,
-    pub max: Vec<f64>,
-    pub mean: Vec<f64>,
-    pub first: Vec<f64>,
-    pub last: Vec<f64>,
-    pub time_weighted_mean: Vec<f64>,
-    pub increase: Vec<f64>,
+    pub series: Column<i64>,
+    pub window_start: Column<i64>,
+    pub count: Column<i64>,
+    pub sum: Column<f64>,
+    pub min: Column<f64>,
+    pub max: Column<f64>,
+    pub mean: Column<f64>,
+    pub first: Column<f64>,
+    pub last: Column<f64>,
+    pub time_weighted_mean: Column<f64>,
+    pub increase: Column<f64>,
 }
 
-/// A vector of capacity `n`; on Linux, when large, its pages are asked to be transparent huge
-/// pages (`madvise(MADV_HUGEPAGE)`, a hint only): the output columns are fresh memory written
-/// once, and with 4 KiB pages the page faults cost about as much as computing them.
-fn out_vec<T>(n: usize) -> Vec<T> {
-    let v: Vec<T> = Vec::with_capacity(n);
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let bytes = v.capacity() * std::mem::size_of::<T>();
-        if bytes >= 2 * HUGE {
-            let p = v.as_ptr() as usize;
-            let start = (p + HUGE - 1) & !(HUGE - 1);
-            let end = (p + bytes) & !(HUGE - 1);
-            if end > start {
-                // SAFETY: [start, end) lies inside the vector's allocation; MADV_HUGEPAGE
-                // only changes how the kernel backs those pages, never their contents.
-                unsafe {
-                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+/// An output column: like a `Vec<T>` (`Deref` to a slice), but a large one starts on a
+/// huge-page boundary of its allocation and ends its last huge page, every page asked to be
+/// a transparent huge page (`madvise(MADV_HUGEPAGE)`, a hint only). The output columns are
+/// fresh memory written once: with 4 KiB pages their page faults cost about as much as
+/// computing them, and a `Vec` of its own allocation starts and ends inside a huge page, so
+/// up to 4 MiB of every column still faulted 4 KiB at a time.
+pub struct Column<T> {
+    /// the allocation; its own length stays 0 (the rows are `off..off + len` of it)
+    buf: Vec<T>,
+    off: usize,
+    len: usize,
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+impl<T: Copy> Column<T> {
+    pub fn new() -> Self {
+        Column {
+            buf: Vec::new(),
+            off: 0,
+            len: 0,
+        }
+    }
+
+    /// An empty column with room for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            let size = std::mem::size_of::<T>();
+            let bytes = n.saturating_mul(size);
+            if size > 0 && HUGE_PAGE.is_multiple_of(size) && bytes >= 2 * HUGE_PAGE {
+                // room for the rows from the first huge-page boundary to the end of their last
+                // huge page; the pages before the boundary are never touched (never backed)
+                let buf: Vec<T> = Vec::with_capacity(n + 2 * HUGE_PAGE / size);
+                let p = buf.as_ptr() as usize;
+                let start = (p + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+                if (start - p).is_multiple_of(size) {
+                    let span = (bytes + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+                    // SAFETY: [start, start + span) lies inside the allocation (start - p <
+                    // HUGE_PAGE, span < bytes + HUGE_PAGE); MADV_HUGEPAGE only changes how the
+                    // kernel backs those pages, never their contents.
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, span, libc::MADV_HUGEPAGE);
+                    }
+                    return Column {
+                        buf,
+                        off: (start - p) / size,
+                        len: 0,
+                    };
                 }
             }
         }
+        Column {
+            buf: Vec::with_capacity(n),
+            off: 0,
+            len: 0,
+        }
     }
-    v
+
+    fn capacity(&self) -> usize {
+        self.buf.capacity() - self.off
+    }
+
+    fn grow(&mut self, need: usize) {
+        let mut c = Column::with_capacity(need.max(self.len * 2).max(4));
+        // SAFETY: `c` has room for `need >= len` rows; the two allocations are distinct
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr(), c.as_mut_ptr(), self.len);
+            c.set_len(self.len);
+        }
+        *self = c;
+    }
+
+    #[inline]
+    pub fn push(&mut self, x: T) {
+        if self.len == self.capacity() {
+            self.grow(self.len + 1);
+        }
+        // SAFETY: `len < capacity`
+        unsafe { self.as_mut_ptr().add(self.len).write(x) };
+        self.len += 1;
+    }
+
+    pub fn extend_from_slice(&mut self, xs: &[T]) {
+        if self.len + xs.len() > self.capacity() {
+            self.grow(self.len + xs.len());
+        }
+        // SAFETY: room for `len + xs.len()` rows; `xs` is not this column's memory (`&mut self`)
+        unsafe {
+            std::ptr::copy_nonoverlapping(xs.as_ptr(), self.as_mut_ptr().add(self.len), xs.len())
+        };
+        self.len += xs.len();
+    }
+
+    /// Pointer to row 0.
+    pub fn as_ptr(&self) -> *const T {
+        self.buf.as_ptr().wrapping_add(self.off)
+    }
+
+    /// Pointer to row 0, for writing rows below the capacity.
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.buf.as_mut_ptr().wrapping_add(self.off)
+    }
+
+    /// # Safety
+    /// `n` is at most the capacity and rows `0..n` were written.
+    pub unsafe fn set_len(&mut self, n: usize) {
+        debug_assert!(n <= self.capacity());
+        self.len = n;
+    }
+
+    /// The allocation (its own length 0), and where the rows are in it: `off..off + len`;
+    /// for handing the memory over without a copy.
+    pub fn into_parts(self) -> (Vec<T>, usize, usize) {
+        (self.buf, self.off, self.len)
+    }
+
+    pub fn into_vec(self) -> Vec<T> {
+        if self.off == 0 {
+            let (mut buf, len) = (self.buf, self.len);
+            // SAFETY: rows `0..len` of the allocation are written
+            unsafe { buf.set_len(len) };
+            buf
+        } else {
+            self.to_vec()
+        }
+    }
+}
+
+impl<T: Copy> Default for Column<T> {
+    fn default() -> Self {
+        Column::new()
+    }
+}
+
+impl<T: Copy> std::ops::Deref for Column<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: rows `0..len` are written, inside the allocation
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> std::ops::DerefMut for Column<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as for `deref`
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> Clone for Column<T> {
+    fn clone(&self) -> Self {
+        let mut c = Column::with_capacity(self.len);
+        c.extend_from_slice(self);
+        c
+    }
+}
+
+impl<T: Copy + std::fmt::Debug> std::fmt::Debug for Column<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<T: Copy + PartialEq> PartialEq for Column<T> {
+    fn eq(&self, o: &Self) -> bool {
+        **self == **o
+    }
+}
+
+impl<T: Copy + PartialEq> PartialEq<Vec<T>> for Column<T> {
+    fn eq(&self, o: &Vec<T>) -> bool {
+        **self == **o
+    }
+}
+
+impl<T: Copy> From<Vec<T>> for Column<T> {
+    fn from(v: Vec<T>) -> Self {
+        let len = v.len();
+        let mut buf = v;
+        // SAFETY: shortening; the rows stay initialised (and are `Copy`)
+        unsafe { buf.set_len(0) };
+        Column { buf, off: 0, len }
+    }
 }
 
 impl AggOut {
     fn with_capacity(n: usize, stats: Stats) -> Self {
         let col = |s: Stats| {
             if stats.contains(s) {
-                out_vec(n)
+                Column::with_capacity(n)
             } else {
-                Vec::new()
+                Column::new()
             }
         };
         AggOut {
             stats,
-            series: out_vec(n),
-            window_start: out_vec(n),
+            series: Column::with_capacity(n),
+            window_start: Column::with_capacity(n),
             count: if stats.contains(Stats::COUNT) {
-                out_vec(n)
+                Column::with_capacity(n)
             } else {
-                Vec::new()
+                Column::new()
             },
             sum: col(Stats::SUM),
             min: col(Stats::MIN),
@@ -460,17 +621,18 @@ fn concat(mut outs: Vec<AggOut>, stats: Stats) -> AggOut {
     let total: usize = outs.iter().map(|o| o.len()).sum();
     let mut all = AggOut::with_capacity(total, stats);
     for o in outs {
-        all.series.extend(o.series);
-        all.window_start.extend(o.window_start);
-        all.count.extend(o.count);
-        all.sum.extend(o.sum);
-        all.min.extend(o.min);
-        all.max.extend(o.max);
-        all.mean.extend(o.mean);
-        all.first.extend(o.first);
-        all.last.extend(o.last);
-        all.time_weighted_mean.extend(o.time_weighted_mean);
-        all.increase.extend(o.increase);
+        all.series.extend_from_slice(&o.series);
+        all.window_start.extend_from_slice(&o.window_start);
+        all.count.extend_from_slice(&o.count);
+        all.sum.extend_from_slice(&o.sum);
+        all.min.extend_from_slice(&o.min);
+        all.max.extend_from_slice(&o.max);
+        all.mean.extend_from_slice(&o.mean);
+        all.first.extend_from_slice(&o.first);
+        all.last.extend_from_slice(&o.last);
+        all.time_weighted_mean
+            .extend_from_slice(&o.time_weighted_mean);
+        all.increase.extend_from_slice(&o.increase);
     }
     all
 }
@@ -1431,7 +1593,7 @@ mod tests {
             )
         };
         let bits = |o: &AggOut| {
-            let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let f = |v: &Column<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             (
                 o.series.clone(),
                 o.window_start.clone(),
@@ -1521,7 +1683,7 @@ mod tests {
         let t: Vec<i64> = rows.iter().map(|r| r.1).collect();
         let v: Vec<f64> = rows.iter().map(|r| r.2).collect();
         let bits = |o: &AggOut| {
-            let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let f = |v: &Column<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             (
                 o.series.clone(),
                 o.window_start.clone(),
@@ -1593,11 +1755,17 @@ mod tests {
 
     /// `o` has exactly the columns of `st`, each bit for bit that of `all`.
     fn assert_same_columns(o: &AggOut, all: &AggOut, st: Stats) {
-        let f = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let f = |v: &Column<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(o.stats, st);
         assert_eq!(o.series, all.series);
         assert_eq!(o.window_start, all.window_start);
-        let want_i = |c: &Vec<i64>, s: Stats| if st.contains(s) { c.clone() } else { vec![] };
+        let want_i = |c: &Column<i64>, s: Stats| {
+            if st.contains(s) {
+                c.to_vec()
+            } else {
+                vec![]
+            }
+        };
         assert_eq!(o.count, want_i(&all.count, Stats::COUNT));
         for (got, full, s) in [
             (&o.sum, &all.sum, Stats::SUM),
@@ -1615,6 +1783,31 @@ mod tests {
         ] {
             assert_eq!(f(got), if st.contains(s) { f(full) } else { vec![] });
         }
+    }
+
+    #[test]
+    fn columns() {
+        // large: rows start on a huge-page boundary (on Linux); small: a plain Vec
+        for n in [3usize, 1 << 20] {
+            let mut c: Column<i64> = Column::with_capacity(n);
+            for i in 0..n as i64 + 5 {
+                c.push(i * 3); // past the capacity too
+            }
+            assert_eq!(c.len(), n + 5);
+            assert_eq!(c[n + 4], (n as i64 + 4) * 3);
+            let v = c.clone().into_vec();
+            assert_eq!(c, v);
+            c.extend_from_slice(&[7, 8]);
+            assert_eq!(&c[n + 5..], &[7, 8]);
+            let (buf, off, len) = c.into_parts();
+            assert_eq!((buf.len(), len), (0, n + 7));
+            assert!(off + len <= buf.capacity());
+        }
+        let c: Column<f64> = Column::with_capacity(1 << 20);
+        #[cfg(target_os = "linux")]
+        assert_eq!(c.as_ptr() as usize % HUGE_PAGE, 0);
+        assert!(c.is_empty());
+        assert_eq!(Column::from(vec![1.5, 2.5]), vec![1.5, 2.5]);
     }
 
     #[test]

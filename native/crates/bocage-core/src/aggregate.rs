@@ -70,6 +70,13 @@ impl Stats {
     pub fn contains(self, other: Stats) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// Whether the time-weighted mean or the increase is asked for (they need more
+    /// bookkeeping per reading than the others).
+    #[inline(always)]
+    fn needs_extra(self) -> bool {
+        self.0 & (Stats::TIME_WEIGHTED_MEAN.0 | Stats::INCREASE.0) != 0
+    }
 }
 
 impl Default for Stats {
@@ -553,7 +560,7 @@ pub fn aggregate_stats(
         let mut out = AggOut::with_capacity(bound, stats);
         for g in ga..gb {
             let (a, b) = (groups[g], groups[g + 1]);
-            aggregate_series(ids[g], &ts[a..b], &vs[a..b], window_ms, &mut out)?;
+            aggregate_series(ids[g], &ts[a..b], &vs[a..b], window_ms, stats, &mut out)?;
         }
         Ok(Some(out))
     });
@@ -742,7 +749,7 @@ fn aggregate_sorted_in_place(
             while end < b && series[end] == sid {
                 end += 1;
             }
-            if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, &mut sink)? {
+            if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, stats, &mut sink)? {
                 return Ok(false);
             }
             start = end;
@@ -830,7 +837,7 @@ fn aggregate_if_sorted(
         if end < n && series[end] < sid {
             return Ok(None);
         }
-        if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, &mut out)? {
+        if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, stats, &mut out)? {
             return Ok(None);
         }
         start = end;
@@ -1243,7 +1250,7 @@ const PREFETCH_AHEAD: usize = 32;
 /// window written at its final row; then, for the series it owns at its end, the deferred
 /// rows of the later parts.
 #[allow(clippy::too_many_arguments)]
-fn streaming_part(
+fn streaming_part<const X: bool>(
     series: &[i64],
     ts: &[i64],
     vs: &[f64],
@@ -1301,8 +1308,8 @@ fn streaming_part(
     /// Adds reading `(t, v)` to the running window of `s` (flushing the previous window
     /// when `t` is past its end).
     #[inline(always)]
-    fn add(s: &mut State, t: i64, v: f64, w: i64, out: OutPtrs) -> Result<()> {
-        let step = if s.prev.is_nan() {
+    fn add<const X: bool>(s: &mut State, t: i64, v: f64, w: i64, out: OutPtrs) -> Result<()> {
+        let step = if !X || s.prev.is_nan() {
             0.0
         } else {
             let d = v - s.prev;
@@ -1347,10 +1354,12 @@ fn streaming_part(
         a.sum += v;
         a.min = if v < a.min { v } else { a.min };
         a.max = if v > a.max { v } else { a.max };
-        a.tw_num += a.last * (t - a.last_t) as f64;
+        if X {
+            a.tw_num += a.last * (t - a.last_t) as f64;
+            a.inc += step;
+        }
         a.last = v;
         a.last_t = t;
-        a.inc += step;
         Ok(())
     }
     for i in cuts[p]..cuts[p + 1] {
@@ -1366,7 +1375,7 @@ fn streaming_part(
             s.prev = v;
             continue;
         }
-        add(s, t, v, w, out)?;
+        add::<X>(s, t, v, w, out)?;
     }
     // the later parts' deferred rows of the series this part owns at its end
     let cont = &lay.continues[p];
@@ -1391,7 +1400,7 @@ fn streaming_part(
             }
             let t = ts[j];
             if dq[k] && (t as i128) < sq.first_ws[k] as i128 + w as i128 {
-                add(s, t, v, w, out)?;
+                add::<X>(s, t, v, w, out)?;
             } else {
                 // the part of this row owns the series from here
                 s.defer_end = i128::MAX;
@@ -1456,9 +1465,15 @@ fn aggregate_streaming(
     let ptrs = OutPtrs::of(&mut out);
     let results = parallel_chunks(&cuts, |a, _| {
         let p = cuts.partition_point(|&x| x < a);
-        streaming_part(
-            series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
-        )
+        if stats.needs_extra() {
+            streaming_part::<true>(
+                series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
+            )
+        } else {
+            streaming_part::<false>(
+                series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
+            )
+        }
     });
     for r in results {
         r?;
@@ -1471,7 +1486,30 @@ fn aggregate_streaming(
 
 /// The windows of one series, whose rows are in time order.
 /// Returns `Ok(false)` (with `out` partly filled) if the rows are not in time order.
-fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut impl Sink) -> Result<bool> {
+fn aggregate_series(
+    sid: i64,
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    stats: Stats,
+    out: &mut impl Sink,
+) -> Result<bool> {
+    if stats.needs_extra() {
+        series_windows::<true>(sid, ts, vs, w, out)
+    } else {
+        series_windows::<false>(sid, ts, vs, w, out)
+    }
+}
+
+/// `aggregate_series`, the time-weighted mean and increase kept up to date only if `X`.
+#[inline(always)]
+fn series_windows<const X: bool>(
+    sid: i64,
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    out: &mut impl Sink,
+) -> Result<bool> {
     // skip leading NaNs (their times must be in order too)
     let first = vs.iter().position(|v| !v.is_nan()).unwrap_or(vs.len());
     if ts[..first.min(ts.len())].windows(2).any(|p| p[1] < p[0])
@@ -1508,8 +1546,16 @@ fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut impl Sin
         if v.is_nan() {
             continue;
         }
-        let d = v - prev;
-        let step = if d >= 0.0 { d } else { v };
+        let step = if X {
+            let d = v - prev;
+            if d >= 0.0 {
+                d
+            } else {
+                v
+            }
+        } else {
+            0.0
+        };
         prev = v;
         if (t as i128) >= win_end {
             out.put(&acc, w);
@@ -1534,10 +1580,12 @@ fn aggregate_series(sid: i64, ts: &[i64], vs: &[f64], w: i64, out: &mut impl Sin
         acc.sum += v;
         acc.min = if v < acc.min { v } else { acc.min };
         acc.max = if v > acc.max { v } else { acc.max };
-        acc.tw_num += acc.last * (t - acc.last_t) as f64;
+        if X {
+            acc.tw_num += acc.last * (t - acc.last_t) as f64;
+            acc.inc += step;
+        }
         acc.last = v;
         acc.last_t = t;
-        acc.inc += step;
     }
     out.put(&acc, w);
     Ok(true)

@@ -918,7 +918,7 @@ impl Numbering {
 
 /// Numbers the distinct series `0..` in increasing order; returns the numbering and the series
 /// ids by number.
-fn number_series(series: &[i64]) -> (Numbering, Vec<i64>) {
+fn number_series(series: &[i64], threads: usize) -> (Numbering, Vec<i64>) {
     let n = series.len();
     if n == 0 {
         return (
@@ -929,15 +929,34 @@ fn number_series(series: &[i64]) -> (Numbering, Vec<i64>) {
             Vec::new(),
         );
     }
-    let (lo, hi) = series
-        .iter()
-        .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    // both passes over the rows on `threads` threads (each part marks the ids it has)
+    let parts = threads.clamp(1, n);
+    let cuts: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
+    let (lo, hi) = parallel_chunks(&cuts, |a, b| {
+        Ok(series[a..b]
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x))))
+    })
+    .into_iter()
+    .flatten()
+    .fold((i64::MAX, i64::MIN), |(a, b), (x, y)| (a.min(x), b.max(y)));
     let span = (hi as i128 - lo as i128 + 1) as u128;
     if span <= (n as u128).max(1 << 16) * 4 {
         let span = span as usize;
+        let marks = parallel_chunks(&cuts, |a, b| {
+            let mut m = vec![false; span];
+            for &x in &series[a..b] {
+                m[(x - lo) as usize] = true;
+            }
+            Ok(m)
+        });
         let mut slot = vec![u32::MAX; span];
-        for &x in series {
-            slot[(x - lo) as usize] = 0;
+        for m in marks.into_iter().flatten() {
+            for (s, seen) in slot.iter_mut().zip(m) {
+                if seen {
+                    *s = 0;
+                }
+            }
         }
         let mut ids = Vec::new();
         for (k, p) in slot.iter_mut().enumerate() {
@@ -962,7 +981,7 @@ fn number_series(series: &[i64]) -> (Numbering, Vec<i64>) {
 
 /// Fills `dense` with each row's series number and returns the series ids by number.
 fn dense_ids(series: &[i64], dense: &mut Vec<u32>) -> Vec<i64> {
-    let (numbering, ids) = number_series(series);
+    let (numbering, ids) = number_series(series, 1);
     dense.clear();
     match &numbering {
         Numbering::Dense { lo, slot } => {
@@ -1443,7 +1462,7 @@ fn aggregate_streaming(
     threads: usize,
     stats: Stats,
 ) -> Result<Option<AggOut>> {
-    let (numbering, ids) = number_series(series);
+    let (numbering, ids) = number_series(series, threads);
     let g = ids.len();
     let n = series.len();
     let parts = threads.clamp(1, n.max(1));

@@ -906,16 +906,6 @@ enum Numbering {
     Sparse(std::collections::HashMap<i64, u32>),
 }
 
-impl Numbering {
-    #[inline(always)]
-    fn of(&self, x: i64) -> u32 {
-        match self {
-            Numbering::Dense { lo, slot } => slot[(x - lo) as usize],
-            Numbering::Sparse(m) => m[&x],
-        }
-    }
-}
-
 /// Numbers the distinct series `0..` in increasing order; returns the numbering and the series
 /// ids by number.
 fn number_series(series: &[i64], threads: usize) -> (Numbering, Vec<i64>) {
@@ -1139,47 +1129,77 @@ fn scan_part(
     numbering: &Numbering,
     g: usize,
 ) -> Result<Option<PartScan>> {
-    let mut nwin = vec![0u32; g];
-    let mut first_ws = vec![0i64; g];
-    let mut win_end = vec![i128::MIN; g];
-    let mut lo_t = vec![i64::MAX; g];
-    let mut hi_t = vec![i64::MIN; g];
-    for i in 0..series.len() {
-        let k = numbering.of(series[i]) as usize;
-        let t = ts[i];
-        if t < hi_t[k] {
+    match numbering {
+        Numbering::Dense { lo, slot } => {
+            scan_part_by(series, ts, vs, w, g, |x| slot[(x - lo) as usize])
+        }
+        Numbering::Sparse(m) => scan_part_by(series, ts, vs, w, g, |x| m[&x]),
+    }
+}
+
+/// Per series, in one cache line.
+#[derive(Clone, Copy)]
+struct ScanSlot {
+    win_end: i128,
+    hi_t: i64,
+    lo_t: i64,
+    first_ws: i64,
+    nwin: u32,
+}
+
+#[inline(always)]
+fn scan_part_by(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    g: usize,
+    number: impl Fn(i64) -> u32,
+) -> Result<Option<PartScan>> {
+    let mut st = vec![
+        ScanSlot {
+            win_end: i128::MIN,
+            hi_t: i64::MIN,
+            lo_t: i64::MAX,
+            first_ws: 0,
+            nwin: 0,
+        };
+        g
+    ];
+    for ((&x, &t), &v) in series.iter().zip(ts).zip(vs) {
+        let e = &mut st[number(x) as usize];
+        if t < e.hi_t {
             return Ok(None);
         }
-        hi_t[k] = t;
-        lo_t[k] = lo_t[k].min(t);
-        if vs[i].is_nan() {
+        e.hi_t = t;
+        e.lo_t = e.lo_t.min(t);
+        if v.is_nan() {
             continue;
         }
-        if (t as i128) >= win_end[k] {
-            let ws = next_window(t, win_end[k], w)?;
-            win_end[k] = ws as i128 + w as i128;
-            if nwin[k] == 0 {
-                first_ws[k] = ws;
+        if (t as i128) >= e.win_end {
+            let ws = next_window(t, e.win_end, w)?;
+            e.win_end = ws as i128 + w as i128;
+            if e.nwin == 0 {
+                e.first_ws = ws;
             }
-            nwin[k] += 1;
+            e.nwin += 1;
         }
     }
-    let last_ws = win_end
-        .iter()
-        .map(|&e| {
-            if e == i128::MIN {
-                0
-            } else {
-                (e - w as i128) as i64
-            }
-        })
-        .collect();
     Ok(Some(PartScan {
-        nwin,
-        first_ws,
-        last_ws,
-        lo_t,
-        hi_t,
+        nwin: st.iter().map(|e| e.nwin).collect(),
+        first_ws: st.iter().map(|e| e.first_ws).collect(),
+        last_ws: st
+            .iter()
+            .map(|e| {
+                if e.win_end == i128::MIN {
+                    0
+                } else {
+                    (e.win_end - w as i128) as i64
+                }
+            })
+            .collect(),
+        lo_t: st.iter().map(|e| e.lo_t).collect(),
+        hi_t: st.iter().map(|e| e.hi_t).collect(),
     }))
 }
 
@@ -1275,6 +1295,41 @@ fn streaming_part<const X: bool>(
     vs: &[f64],
     w: i64,
     numbering: &Numbering,
+    ids: &[i64],
+    scans: &[PartScan],
+    lay: &Layout,
+    cuts: &[usize],
+    p: usize,
+    out: OutPtrs,
+) -> Result<()> {
+    match numbering {
+        Numbering::Dense { lo, slot } => streaming_part_by::<X>(
+            series,
+            ts,
+            vs,
+            w,
+            |x| slot[(x - lo) as usize],
+            ids,
+            scans,
+            lay,
+            cuts,
+            p,
+            out,
+        ),
+        Numbering::Sparse(m) => {
+            streaming_part_by::<X>(series, ts, vs, w, |x| m[&x], ids, scans, lay, cuts, p, out)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn streaming_part_by<const X: bool>(
+    series: &[i64],
+    ts: &[i64],
+    vs: &[f64],
+    w: i64,
+    number: impl Fn(i64) -> u32,
     ids: &[i64],
     scans: &[PartScan],
     lay: &Layout,
@@ -1386,7 +1441,7 @@ fn streaming_part<const X: bool>(
         if v.is_nan() {
             continue;
         }
-        let k = numbering.of(series[i]) as usize;
+        let k = number(series[i]) as usize;
         let t = ts[i];
         let s = &mut st[k];
         if (t as i128) < s.defer_end {
@@ -1412,7 +1467,7 @@ fn streaming_part<const X: bool>(
             if v.is_nan() {
                 continue;
             }
-            let k = numbering.of(series[j]) as usize;
+            let k = number(series[j]) as usize;
             let s = &mut st[k];
             if !s.open || !cont[k] || s.defer_end == i128::MAX {
                 continue;
@@ -1791,6 +1846,16 @@ mod tests {
                     .unwrap();
                 assert_same_columns(&o, &one, st);
             }
+            // sparse series ids (numbered through a map)
+            let far: Vec<i64> = s.iter().map(|&x| x * 1_000_000_000_007 - 3).collect();
+            let o = aggregate_streaming(&far, &t, &v, w, 3, Stats::ALL)
+                .unwrap()
+                .unwrap();
+            let mut want = one.clone();
+            for x in want.series.iter_mut() {
+                *x = *x * 1_000_000_000_007 - 3;
+            }
+            assert_eq!(bits(&o), bits(&want), "w {w}, sparse ids");
         }
         // a series going back in time across parts is not for this path
         let (s2, t2, v2) = ([1i64, 2, 1, 2], [5i64, 6, 4, 7], [1.0, 2.0, 3.0, 4.0]);

@@ -34,6 +34,8 @@ impl Stats {
     pub const TIME_WEIGHTED_MEAN: Stats = Stats(1 << 7);
     pub const INCREASE: Stats = Stats(1 << 8);
     pub const NONE: Stats = Stats(0);
+    /// count, sum, min, max, mean, first, last
+    pub const BASIC: Stats = Stats((1 << 7) - 1);
     pub const ALL: Stats = Stats((1 << 9) - 1);
     /// Every statistic with its name (the output key), in output order.
     pub const NAMES: [(&'static str, Stats); 9] = [
@@ -69,6 +71,16 @@ impl Stats {
     #[inline(always)]
     pub fn contains(self, other: Stats) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// `Stats(M)`, or `runtime` if `M` is 0 (a set known at compile time folds the tests).
+    #[inline(always)]
+    fn of<const M: u16>(runtime: Stats) -> Stats {
+        if M == 0 {
+            runtime
+        } else {
+            Stats(M)
+        }
     }
 
     /// Whether the time-weighted mean or the increase is asked for (they need more
@@ -669,7 +681,7 @@ impl Sink for InPlace {
         assert!(self.at < self.end, "more windows than counted");
         // SAFETY: `at < end`, and the range `at..end` is within the columns' capacity and
         // written by this sink only
-        unsafe { acc.flush_at(w, self.o, self.at) };
+        unsafe { acc.flush_at::<0>(w, self.o, self.at) };
         self.at += 1;
     }
 }
@@ -1009,11 +1021,11 @@ impl OutPtrs {
     /// of every column, too many streams for the hardware prefetcher, so each new line of
     /// fresh output would otherwise stall the writes.
     #[inline(always)]
-    fn prefetch(&self, at: usize) {
+    fn prefetch<const M: u16>(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let st = self.stats;
+            let st = Stats::of::<M>(self.stats);
             let pf = |p: *const i8| {
                 // SAFETY: a prefetch is only a hint; it never faults, whatever the address
                 unsafe { _mm_prefetch::<_MM_HINT_T0>(p) }
@@ -1066,8 +1078,8 @@ impl Acc {
     /// # Safety
     /// `at` is below the capacity of every column behind `o`, and no other thread writes it.
     #[inline]
-    unsafe fn flush_at(&self, w: i64, o: OutPtrs, at: usize) {
-        let st = o.stats;
+    unsafe fn flush_at<const M: u16>(&self, w: i64, o: OutPtrs, at: usize) {
+        let st = Stats::of::<M>(o.stats);
         // SAFETY: the columns not asked for (dangling pointers) are never written
         unsafe {
             o.series.add(at).write(self.series);
@@ -1289,7 +1301,7 @@ const PREFETCH_AHEAD: usize = 32;
 /// window written at its final row; then, for the series it owns at its end, the deferred
 /// rows of the later parts.
 #[allow(clippy::too_many_arguments)]
-fn streaming_part<const X: bool>(
+fn streaming_part<const X: bool, const M: u16>(
     series: &[i64],
     ts: &[i64],
     vs: &[f64],
@@ -1303,7 +1315,7 @@ fn streaming_part<const X: bool>(
     out: OutPtrs,
 ) -> Result<()> {
     match numbering {
-        Numbering::Dense { lo, slot } => streaming_part_by::<X>(
+        Numbering::Dense { lo, slot } => streaming_part_by::<X, M>(
             series,
             ts,
             vs,
@@ -1317,14 +1329,14 @@ fn streaming_part<const X: bool>(
             out,
         ),
         Numbering::Sparse(m) => {
-            streaming_part_by::<X>(series, ts, vs, w, |x| m[&x], ids, scans, lay, cuts, p, out)
+            streaming_part_by::<X, M>(series, ts, vs, w, |x| m[&x], ids, scans, lay, cuts, p, out)
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn streaming_part_by<const X: bool>(
+fn streaming_part_by<const X: bool, const M: u16>(
     series: &[i64],
     ts: &[i64],
     vs: &[f64],
@@ -1382,7 +1394,13 @@ fn streaming_part_by<const X: bool>(
     /// Adds reading `(t, v)` to the running window of `s` (flushing the previous window
     /// when `t` is past its end).
     #[inline(always)]
-    fn add<const X: bool>(s: &mut State, t: i64, v: f64, w: i64, out: OutPtrs) -> Result<()> {
+    fn add<const X: bool, const M: u16>(
+        s: &mut State,
+        t: i64,
+        v: f64,
+        w: i64,
+        out: OutPtrs,
+    ) -> Result<()> {
         let step = if !X || s.prev.is_nan() {
             0.0
         } else {
@@ -1401,10 +1419,10 @@ fn streaming_part_by<const X: bool>(
                 }
                 // SAFETY: `at < end`, and rows `start..end` of series `k` are below the
                 // columns' capacity and written by this part only
-                unsafe { s.acc.flush_at(w, out, s.at) };
+                unsafe { s.acc.flush_at::<M>(w, out, s.at) };
                 s.at += 1;
                 if s.at.is_multiple_of(8) {
-                    out.prefetch(s.at + PREFETCH_AHEAD);
+                    out.prefetch::<M>(s.at + PREFETCH_AHEAD);
                 }
             }
             let ws = next_window(t, s.win_end, w)?;
@@ -1449,7 +1467,7 @@ fn streaming_part_by<const X: bool>(
             s.prev = v;
             continue;
         }
-        add::<X>(s, t, v, w, out)?;
+        add::<X, M>(s, t, v, w, out)?;
     }
     // the later parts' deferred rows of the series this part owns at its end
     let cont = &lay.continues[p];
@@ -1474,7 +1492,7 @@ fn streaming_part_by<const X: bool>(
             }
             let t = ts[j];
             if dq[k] && (t as i128) < sq.first_ws[k] as i128 + w as i128 {
-                add::<X>(s, t, v, w, out)?;
+                add::<X, M>(s, t, v, w, out)?;
             } else {
                 // the part of this row owns the series from here
                 s.defer_end = i128::MAX;
@@ -1493,7 +1511,7 @@ fn streaming_part_by<const X: bool>(
                 return Err(Error::invalid("aggregation: window count mismatch"));
             }
             // SAFETY: as above
-            unsafe { s.acc.flush_at(w, out, s.at) };
+            unsafe { s.acc.flush_at::<M>(w, out, s.at) };
             s.at += 1;
         }
         if s.open && s.at != s.end {
@@ -1539,14 +1557,21 @@ fn aggregate_streaming(
     let ptrs = OutPtrs::of(&mut out);
     let results = parallel_chunks(&cuts, |a, _| {
         let p = cuts.partition_point(|&x| x < a);
-        if stats.needs_extra() {
-            streaming_part::<true>(
-                series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
+        let (num, ids, scans, lay, cuts) = (&numbering, &ids[..], &scans[..], &lay, &cuts[..]);
+        // the statistics known at compile time for every statistic and for the seven common
+        // ones (no test per column per window), at run time otherwise
+        if stats == Stats::ALL {
+            streaming_part::<true, { Stats::ALL.0 }>(
+                series, ts, vs, w, num, ids, scans, lay, cuts, p, ptrs,
             )
+        } else if stats == Stats::BASIC {
+            streaming_part::<false, { Stats::BASIC.0 }>(
+                series, ts, vs, w, num, ids, scans, lay, cuts, p, ptrs,
+            )
+        } else if stats.needs_extra() {
+            streaming_part::<true, 0>(series, ts, vs, w, num, ids, scans, lay, cuts, p, ptrs)
         } else {
-            streaming_part::<false>(
-                series, ts, vs, w, &numbering, &ids, &scans, &lay, &cuts, p, ptrs,
-            )
+            streaming_part::<false, 0>(series, ts, vs, w, num, ids, scans, lay, cuts, p, ptrs)
         }
     });
     for r in results {

@@ -541,7 +541,9 @@ pub fn aggregate_stats(
         return Ok(concat(outs, stats));
     }
     let (mut ts, mut vs, mut dense) = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
-    if let Some(out) = aggregate_streaming(series, timestamps, values, window_ms, threads, stats)? {
+    if let Some(out) = aggregate_streaming(
+        series, timestamps, values, window_ms, threads, stats, LINES_MIN,
+    )? {
         if ts.capacity() <= 1 << 18 {
             SCRATCH.with(|c| *c.borrow_mut() = (ts, vs, dense));
         }
@@ -998,6 +1000,8 @@ fn dense_ids(series: &[i64], dense: &mut Vec<u32>) -> Vec<i64> {
 #[derive(Clone, Copy)]
 struct OutPtrs {
     stats: Stats,
+    /// the interleaved path gathers whole lines and writes them with non-temporal stores
+    lines: bool,
     series: *mut i64,
     window_start: *mut i64,
     count: *mut i64,
@@ -1057,6 +1061,7 @@ impl OutPtrs {
     fn of(out: &mut AggOut) -> Self {
         OutPtrs {
             stats: out.stats,
+            lines: false,
             series: out.series.as_mut_ptr(),
             window_start: out.window_start.as_mut_ptr(),
             count: out.count.as_mut_ptr(),
@@ -1072,7 +1077,118 @@ impl OutPtrs {
     }
 }
 
+/// The output columns in `OutPtrs` order, with the statistic each holds (`NONE`: always).
+const COLUMN_STATS: [Stats; 11] = [
+    Stats::NONE,
+    Stats::NONE,
+    Stats::COUNT,
+    Stats::SUM,
+    Stats::MIN,
+    Stats::MAX,
+    Stats::MEAN,
+    Stats::FIRST,
+    Stats::LAST,
+    Stats::TIME_WEIGHTED_MEAN,
+    Stats::INCREASE,
+];
+
+impl OutPtrs {
+    /// Every column as 8-byte words, in `COLUMN_STATS` order.
+    #[inline(always)]
+    fn words(&self) -> [*mut u64; 11] {
+        [
+            self.series as *mut u64,
+            self.window_start as *mut u64,
+            self.count as *mut u64,
+            self.sum as *mut u64,
+            self.min as *mut u64,
+            self.max as *mut u64,
+            self.mean as *mut u64,
+            self.first as *mut u64,
+            self.last as *mut u64,
+            self.time_weighted_mean as *mut u64,
+            self.increase as *mut u64,
+        ]
+    }
+}
+
+/// Eight rows (one 64-byte line) of every column, gathered before they are written.
+type Lines = [[u64; 8]; 11];
+
+/// Writes rows `lo..hi` (within one line starting at row `line`) of every column asked for
+/// from `buf`, with plain stores.
+///
+/// # Safety
+/// As `Acc::flush_at` for each row.
+#[inline(always)]
+unsafe fn write_rows(st: Stats, o: OutPtrs, buf: &Lines, line: usize, lo: usize, hi: usize) {
+    let cols = o.words();
+    for c in 0..11 {
+        if COLUMN_STATS[c] == Stats::NONE || st.contains(COLUMN_STATS[c]) {
+            for r in lo..hi {
+                // SAFETY: as for `flush_at`
+                unsafe { cols[c].add(r).write(buf[c][r - line]) };
+            }
+        }
+    }
+}
+
+/// Writes the whole line of rows `line..line + 8` of every column asked for from `buf`, with
+/// non-temporal stores (no read of the line before it is written, which for fresh output
+/// lines written by many interleaved series costs a memory round trip each).
+///
+/// # Safety
+/// As `Acc::flush_at` for each row; an `_mm_sfence` must follow before the rows are read.
+#[inline(always)]
+unsafe fn stream_line(st: Stats, o: OutPtrs, buf: &Lines, line: usize) {
+    let cols = o.words();
+    for c in 0..11 {
+        if COLUMN_STATS[c] == Stats::NONE || st.contains(COLUMN_STATS[c]) {
+            #[cfg(target_arch = "x86_64")]
+            for (j, &x) in buf[c].iter().enumerate() {
+                // SAFETY: as for `flush_at`
+                unsafe {
+                    std::arch::x86_64::_mm_stream_si64(cols[c].add(line + j) as *mut i64, x as i64)
+                };
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            for (j, &x) in buf[c].iter().enumerate() {
+                // SAFETY: as for `flush_at`
+                unsafe { cols[c].add(line + j).write(x) };
+            }
+        }
+    }
+}
+
 impl Acc {
+    /// The window's row of every column as 8-byte words (`COLUMN_STATS` order); the columns
+    /// not in `st` are 0.
+    #[inline(always)]
+    fn words(&self, w: i64, st: Stats) -> [u64; 11] {
+        let f = |s: Stats, x: f64| if st.contains(s) { x.to_bits() } else { 0 };
+        [
+            self.series as u64,
+            self.ws as u64,
+            self.count as u64,
+            f(Stats::SUM, self.sum),
+            f(Stats::MIN, self.min),
+            f(Stats::MAX, self.max),
+            if st.contains(Stats::MEAN) {
+                self.mean().to_bits()
+            } else {
+                0
+            },
+            f(Stats::FIRST, self.first),
+            f(Stats::LAST, self.last),
+            if st.contains(Stats::TIME_WEIGHTED_MEAN) {
+                self.time_weighted_mean(w).to_bits()
+            } else {
+                0
+            },
+            f(Stats::INCREASE, self.inc),
+        ]
+    }
+
     /// `flush` writing row `at` in place.
     ///
     /// # Safety
@@ -1293,6 +1409,11 @@ fn layout(scans: &[PartScan], g: usize) -> Option<Layout> {
     })
 }
 
+/// Outputs of at least this many rows (columns of 4 MiB) on the interleaved path are written
+/// by whole lines with non-temporal stores: written by many series at once, their fresh lines
+/// would each be read from memory before being written.
+const LINES_MIN: usize = 1 << 19;
+
 /// How many rows ahead of its writes a series prefetches its output lines.
 const PREFETCH_AHEAD: usize = 32;
 
@@ -1357,6 +1478,8 @@ fn streaming_part_by<const X: bool, const M: u16>(
         defer_end: i128,
         prev: f64,
         open: bool,
+        /// this part's rows of the series: `from..end`, the next one written `at`
+        from: usize,
         at: usize,
         end: usize,
     }
@@ -1387,15 +1510,69 @@ fn streaming_part_by<const X: bool, const M: u16>(
             },
             prev: f64::NAN,
             open: false,
+            from: lay.start[p][k],
             at: lay.start[p][k],
             end: lay.end[p][k],
         })
         .collect();
+    // each series gathers its rows line by line and writes whole lines with non-temporal
+    // stores, for large outputs (unless there are many series: 704 bytes each)
+    let mut lines: Vec<Lines> = if out.lines && ids.len() <= 1 << 14 {
+        vec![[[0u64; 8]; 11]; ids.len()]
+    } else {
+        Vec::new()
+    };
+    /// Writes the open window of `s` at its next row.
+    #[inline(always)]
+    fn emit<const M: u16>(
+        s: &mut State,
+        line: Option<&mut Lines>,
+        w: i64,
+        out: OutPtrs,
+    ) -> Result<()> {
+        if s.at >= s.end {
+            return Err(Error::invalid("aggregation: window count mismatch"));
+        }
+        let st = Stats::of::<M>(out.stats);
+        match line {
+            Some(buf) => {
+                let vals = s.acc.words(w, st);
+                let slot = s.at % 8;
+                for c in 0..11 {
+                    buf[c][slot] = vals[c];
+                }
+                if slot == 7 {
+                    let l = s.at - 7;
+                    // SAFETY: rows `from..end` of series `k` are below the columns' capacity
+                    // and written by this part only; a whole line is written only if all its
+                    // rows are this part's
+                    unsafe {
+                        if l >= s.from {
+                            stream_line(st, out, buf, l)
+                        } else {
+                            write_rows(st, out, buf, l, s.from, l + 8)
+                        }
+                    }
+                }
+            }
+            None => {
+                // SAFETY: `at < end`, and rows `from..end` of series `k` are below the
+                // columns' capacity and written by this part only
+                unsafe { s.acc.flush_at::<M>(w, out, s.at) };
+                if (s.at + 1).is_multiple_of(8) {
+                    out.prefetch::<M>(s.at + 1 + PREFETCH_AHEAD);
+                }
+            }
+        }
+        s.at += 1;
+        Ok(())
+    }
     /// Adds reading `(t, v)` to the running window of `s` (flushing the previous window
     /// when `t` is past its end).
     #[inline(always)]
     fn add<const X: bool, const M: u16>(
         s: &mut State,
+        line: Option<&mut Lines>,
         t: i64,
         v: f64,
         w: i64,
@@ -1414,16 +1591,7 @@ fn streaming_part_by<const X: bool, const M: u16>(
         s.prev = v;
         if (t as i128) >= s.win_end {
             if s.open {
-                if s.at >= s.end {
-                    return Err(Error::invalid("aggregation: window count mismatch"));
-                }
-                // SAFETY: `at < end`, and rows `start..end` of series `k` are below the
-                // columns' capacity and written by this part only
-                unsafe { s.acc.flush_at::<M>(w, out, s.at) };
-                s.at += 1;
-                if s.at.is_multiple_of(8) {
-                    out.prefetch::<M>(s.at + PREFETCH_AHEAD);
-                }
+                emit::<M>(s, line, w, out)?;
             }
             let ws = next_window(t, s.win_end, w)?;
             s.win_end = ws as i128 + w as i128;
@@ -1467,7 +1635,7 @@ fn streaming_part_by<const X: bool, const M: u16>(
             s.prev = v;
             continue;
         }
-        add::<X, M>(s, t, v, w, out)?;
+        add::<X, M>(s, lines.get_mut(k), t, v, w, out)?;
     }
     // the later parts' deferred rows of the series this part owns at its end
     let cont = &lay.continues[p];
@@ -1492,7 +1660,7 @@ fn streaming_part_by<const X: bool, const M: u16>(
             }
             let t = ts[j];
             if dq[k] && (t as i128) < sq.first_ws[k] as i128 + w as i128 {
-                add::<X, M>(s, t, v, w, out)?;
+                add::<X, M>(s, lines.get_mut(k), t, v, w, out)?;
             } else {
                 // the part of this row owns the series from here
                 s.defer_end = i128::MAX;
@@ -1505,19 +1673,29 @@ fn streaming_part_by<const X: bool, const M: u16>(
         i = b;
         debug_assert!(q < parts);
     }
-    for s in st.iter_mut() {
+    let st_m = Stats::of::<M>(out.stats);
+    for (k, s) in st.iter_mut().enumerate() {
         if s.open {
-            if s.at >= s.end {
+            emit::<M>(s, lines.get_mut(k), w, out)?;
+            // the rows gathered in an unfinished line
+            if let Some(buf) = lines.get(k) {
+                let l = s.at - s.at % 8;
+                if s.at % 8 != 0 {
+                    // SAFETY: as in `emit`
+                    unsafe { write_rows(st_m, out, buf, l, l.max(s.from), s.at) };
+                }
+            }
+            if s.at != s.end {
                 return Err(Error::invalid("aggregation: window count mismatch"));
             }
-            // SAFETY: as above
-            unsafe { s.acc.flush_at::<M>(w, out, s.at) };
-            s.at += 1;
-        }
-        if s.open && s.at != s.end {
-            return Err(Error::invalid("aggregation: window count mismatch"));
         }
     }
+    // the non-temporal stores are ordered before the caller reads the rows
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a store fence
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
     Ok(())
 }
 
@@ -1534,6 +1712,7 @@ fn aggregate_streaming(
     w: i64,
     threads: usize,
     stats: Stats,
+    lines_min: usize,
 ) -> Result<Option<AggOut>> {
     let (numbering, ids) = number_series(series, threads);
     let g = ids.len();
@@ -1554,7 +1733,8 @@ fn aggregate_streaming(
     };
     let total = lay.total;
     let mut out = AggOut::with_capacity(total, stats);
-    let ptrs = OutPtrs::of(&mut out);
+    let mut ptrs = OutPtrs::of(&mut out);
+    ptrs.lines = total >= lines_min;
     let results = parallel_chunks(&cuts, |a, _| {
         let p = cuts.partition_point(|&x| x < a);
         let (num, ids, scans, lay, cuts) = (&numbering, &ids[..], &scans[..], &lay, &cuts[..]);
@@ -1850,7 +2030,7 @@ mod tests {
             )
         };
         for w in [1i64, 10, 100, 1000, 5000, 100_000] {
-            let one = aggregate_streaming(&s, &t, &v, w, 1, Stats::ALL)
+            let one = aggregate_streaming(&s, &t, &v, w, 1, Stats::ALL, usize::MAX)
                 .unwrap()
                 .unwrap();
             // the per-series path agrees
@@ -1860,20 +2040,26 @@ mod tests {
             let vs: Vec<f64> = order.iter().map(|&i| v[i]).collect();
             let sorted = aggregate(&pick(&s), &pick(&t), &vs, w).unwrap();
             assert_eq!(bits(&one), bits(&sorted), "w {w}");
-            for parts in 2..=6 {
-                let o = aggregate_streaming(&s, &t, &v, w, parts, Stats::ALL)
+            // with and without whole-line writes
+            for (parts, lines_min) in (1..=6).flat_map(|p| [(p, 0), (p, usize::MAX)]) {
+                let o = aggregate_streaming(&s, &t, &v, w, parts, Stats::ALL, lines_min)
                     .unwrap()
                     .unwrap();
                 assert_eq!(bits(&o), bits(&one), "w {w}, {parts} parts");
-                let st = Stats::from_names(["last", "increase", "count"]).unwrap();
-                let o = aggregate_streaming(&s, &t, &v, w, parts, st)
-                    .unwrap()
-                    .unwrap();
-                assert_same_columns(&o, &one, st);
+                for st in [
+                    Stats::from_names(["last", "increase", "count"]).unwrap(),
+                    Stats::BASIC,
+                    Stats::MAX,
+                ] {
+                    let o = aggregate_streaming(&s, &t, &v, w, parts, st, lines_min)
+                        .unwrap()
+                        .unwrap();
+                    assert_same_columns(&o, &one, st);
+                }
             }
             // sparse series ids (numbered through a map)
             let far: Vec<i64> = s.iter().map(|&x| x * 1_000_000_000_007 - 3).collect();
-            let o = aggregate_streaming(&far, &t, &v, w, 3, Stats::ALL)
+            let o = aggregate_streaming(&far, &t, &v, w, 3, Stats::ALL, 0)
                 .unwrap()
                 .unwrap();
             let mut want = one.clone();
@@ -1885,7 +2071,7 @@ mod tests {
         // a series going back in time across parts is not for this path
         let (s2, t2, v2) = ([1i64, 2, 1, 2], [5i64, 6, 4, 7], [1.0, 2.0, 3.0, 4.0]);
         for parts in 1..=4 {
-            assert!(aggregate_streaming(&s2, &t2, &v2, 10, parts, Stats::ALL)
+            assert!(aggregate_streaming(&s2, &t2, &v2, 10, parts, Stats::ALL, 0)
                 .unwrap()
                 .is_none());
         }

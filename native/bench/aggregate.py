@@ -5,9 +5,11 @@ All the series of every dataset folder (laid out like shared/data) are stacked i
 of rows (series id, epoch-ms timestamp, float64 value); value-only datasets get a one-minute
 cadence. For each window size, the same rows are aggregated per (series, window) by:
 
-  bocage   bocage_native.aggregate(series, timestamps, values, window_ms): count, sum, min,
-           max, mean, first, last, plus time_weighted_mean and increase (more work than the
-           peers do)
+  bocage   bocage_native.aggregate(series, timestamps, values, window_ms, stats=[count, sum,
+           min, max, mean, first, last]): the same seven statistics as the peers
+  (all)    bocage_native.aggregate(series, timestamps, values, window_ms): every statistic,
+           i.e. also time_weighted_mean and increase (more work than the peers do); shown in
+           the "all ms" and "all vs pandas" columns, not used for the verdict
   pandas   DataFrame.groupby([series, window]).agg(count, sum, min, max, mean, first, last)
            (rows sorted by time first when they are not, as first/last need)
   chDB     SELECT series, intDiv(ts, w) * w, count(), sum(v), min(v), max(v), avg(v),
@@ -18,9 +20,9 @@ cadence. For each window size, the same rows are aggregated per (series, window)
 Two row orders are measured: "sorted" (by series, then time: the order a frame or a
 per-series batch has) and "time" (sorted by time only, series interleaved: the order of an
 ingest batch). Each method runs --repeat times in a row after a warm-up, in two rounds of
-opposite order; the better of its two medians is kept. Targets: Bocage >= 10x
-faster than pandas and not slower than chDB. Then the sketch: batched insertion in ns/value
-(target <= 20) and its worst relative error vs exact quantiles.
+opposite order; the better of its two medians is kept. Targets: Bocage (the same seven
+statistics) >= 10x faster than pandas and not slower than chDB. Then the sketch: batched
+insertion in ns/value (target <= 20) and its worst relative error vs exact quantiles.
 
 Usage:  uv run python native/bench/aggregate.py [DATA_DIR ...] [--windows 60000,3600000,86400000]
                                                 [--repeat 5] [--json]
@@ -71,7 +73,14 @@ def rows_of(folders: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(series), np.concatenate(times), np.concatenate(values)
 
 
+SEVEN = ["count", "sum", "min", "max", "mean", "first", "last"]
+
+
 def run_bocage(s, t, v, w):
+    return bn.aggregate(s, t, v, w, stats=SEVEN)
+
+
+def run_bocage_all(s, t, v, w):
     return bn.aggregate(s, t, v, w)
 
 
@@ -129,18 +138,24 @@ def main() -> int:
         )
         print(
             f"{'order':7} {'window':>9} {'groups':>8} {'bocage ms':>10} {'pandas ms':>10} "
-            f"{'chDB ms':>9} {'vs pandas':>10} {'vs chDB':>8}  verdict"
+            f"{'chDB ms':>9} {'vs pandas':>10} {'vs chDB':>8} {'all ms':>7} {'all vs pandas':>14}  "
+            "verdict"
         )
     for w in [int(x) for x in args.windows.split(",")]:
         for name, order in orders.items():
             ss, tt, vv = s[order], t[order], v[order]
             ours = run_bocage(ss, tt, vv, w)
+            everything = run_bocage_all(ss, tt, vv, w)
+            for k, col in ours.items():
+                if not np.array_equal(col.view(np.int64), everything[k].view(np.int64)):
+                    raise SystemExit(f"stats= changes {k}")
             check_same(ours, run_pandas(ss, tt, vv, w, name == "sorted"))
             if chdb:
                 check_same(ours, run_chdb(ss, tt, vv, w))
             sorted_rows = name == "sorted"
             fns = {
                 "bocage": partial(run_bocage, ss, tt, vv, w),
+                "bocage_all": partial(run_bocage_all, ss, tt, vv, w),
                 "pandas": partial(run_pandas, ss, tt, vv, w, sorted_rows),
             }
             if chdb:
@@ -159,6 +174,7 @@ def main() -> int:
                     best[peer] = min(best.get(peer, float("inf")), statistics.median(r))
             med = {k: v * 1e3 for k, v in best.items()}
             vs_pandas = med["pandas"] / med["bocage"]
+            all_vs_pandas = med["pandas"] / med["bocage_all"]
             vs_chdb = med["chdb"] / med["bocage"] if "chdb" in med else float("nan")
             gaps = []
             if vs_pandas < 10:
@@ -177,10 +193,12 @@ def main() -> int:
                             "rows": len(s),
                             "groups": len(ours["count"]),
                             "bocage_ms": med["bocage"],
+                            "bocage_all_stats_ms": med["bocage_all"],
                             "pandas_ms": med["pandas"],
                             "chdb_ms": med.get("chdb"),
                             "speedup_vs_pandas": vs_pandas,
                             "speedup_vs_chdb": vs_chdb,
+                            "all_stats_speedup_vs_pandas": all_vs_pandas,
                             "verdict": verdict,
                         }
                     )
@@ -189,7 +207,8 @@ def main() -> int:
                 print(
                     f"{name:7} {w:>9} {len(ours['count']):>8} {med['bocage']:10.1f} "
                     f"{med['pandas']:10.1f} {med.get('chdb', float('nan')):9.1f} "
-                    f"{vs_pandas:9.1f}x {vs_chdb:7.2f}x  {verdict}",
+                    f"{vs_pandas:9.1f}x {vs_chdb:7.2f}x {med['bocage_all']:7.1f} "
+                    f"{all_vs_pandas:13.1f}x  {verdict}",
                     flush=True,
                 )
 

@@ -585,37 +585,88 @@ fn decode_values<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Py<
 
 // ------------------------------------------------------------------ aggregation
 
+/// Owner of an output column's memory that numpy arrays view (their `base`).
+#[pyclass(frozen, module = "bocage_native")]
+struct ColumnMemory {
+    _buf: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// An output column as a numpy array, without a copy.
+fn column_to_py<'py, T: numpy::Element + Copy + Send + Sync + 'static>(
+    py: Python<'py>,
+    c: agg::Column<T>,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let (buf, off, len) = c.into_parts();
+    if off == 0 {
+        let mut v = buf;
+        // SAFETY: rows `0..len` of the allocation are written
+        unsafe { v.set_len(len) };
+        return Ok(PyArray1::from_vec(py, v));
+    }
+    let ptr = buf.as_ptr().wrapping_add(off);
+    // moving the Vec into the owner leaves its heap memory where it is
+    let owner = Bound::new(
+        py,
+        ColumnMemory {
+            _buf: Box::new(buf),
+        },
+    )?;
+    // SAFETY: rows `off..off + len` of the allocation are written and stay valid as long as
+    // `owner`, which the array keeps as its base, is alive; nothing reallocates it.
+    unsafe {
+        let view = numpy::ndarray::ArrayView1::from_shape_ptr(len, ptr);
+        Ok(PyArray1::borrow_from_array(&view, owner.into_any()))
+    }
+}
+
 /// Grouped tumbling-window aggregation; see `bocage_core::aggregate` for the definitions.
+/// `stats` names the statistics wanted (all by default); the dict has `series`,
+/// `window_start` and those.
 #[pyfunction]
+#[pyo3(signature = (series, timestamps, values, window_ms, stats = None))]
 fn aggregate<'py>(
     py: Python<'py>,
     series: &Bound<'py, PyAny>,
     timestamps: &Bound<'py, PyAny>,
     values: &Bound<'py, PyAny>,
     window_ms: i64,
+    stats: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let wanted = match &stats {
+        None => agg::Stats::ALL,
+        Some(names) => agg::Stats::from_names(names.iter().map(String::as_str)).map_err(to_py)?,
+    };
     let s = int_arg(series, "series")?;
     let t = int_arg(timestamps, "timestamps")?;
     let v = float_arg(values, "values", true)?;
     let (s, t, v) = (s.as_slice(), t.as_slice(), v.as_slice());
     let o = py
-        .detach(|| agg::aggregate(s, t, v, window_ms))
+        .detach(|| agg::aggregate_stats(s, t, v, window_ms, wanted))
         .map_err(to_py)?;
     let d = PyDict::new(py);
-    d.set_item("series", PyArray1::from_vec(py, o.series))?;
-    d.set_item("window_start", PyArray1::from_vec(py, o.window_start))?;
-    d.set_item("count", PyArray1::from_vec(py, o.count))?;
-    d.set_item("sum", PyArray1::from_vec(py, o.sum))?;
-    d.set_item("min", PyArray1::from_vec(py, o.min))?;
-    d.set_item("max", PyArray1::from_vec(py, o.max))?;
-    d.set_item("mean", PyArray1::from_vec(py, o.mean))?;
-    d.set_item("first", PyArray1::from_vec(py, o.first))?;
-    d.set_item("last", PyArray1::from_vec(py, o.last))?;
-    d.set_item(
-        "time_weighted_mean",
-        PyArray1::from_vec(py, o.time_weighted_mean),
-    )?;
-    d.set_item("increase", PyArray1::from_vec(py, o.increase))?;
+    d.set_item("series", column_to_py(py, o.series)?)?;
+    d.set_item("window_start", column_to_py(py, o.window_start)?)?;
+    if wanted.contains(agg::Stats::COUNT) {
+        d.set_item("count", column_to_py(py, o.count)?)?;
+    }
+    for (name, bit, col) in [
+        ("sum", agg::Stats::SUM, o.sum),
+        ("min", agg::Stats::MIN, o.min),
+        ("max", agg::Stats::MAX, o.max),
+        ("mean", agg::Stats::MEAN, o.mean),
+        ("first", agg::Stats::FIRST, o.first),
+        ("last", agg::Stats::LAST, o.last),
+        (
+            "time_weighted_mean",
+            agg::Stats::TIME_WEIGHTED_MEAN,
+            o.time_weighted_mean,
+        ),
+        ("increase", agg::Stats::INCREASE, o.increase),
+    ] {
+        if wanted.contains(bit) {
+            d.set_item(name, column_to_py(py, col)?)?;
+        }
+    }
     Ok(d)
 }
 

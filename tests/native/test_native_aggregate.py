@@ -148,6 +148,47 @@ def test_negative_times_and_integer_values() -> None:
     assert out["sum"].tolist() == [5.0, 7.0]
 
 
+@pytest.mark.parametrize(
+    "stats",
+    [
+        ["count", "sum", "min", "max", "mean", "first", "last"],
+        ["last", "time_weighted_mean"],
+        ["increase"],
+        ["max", "min", "max"],
+        [],
+        KEYS[2:],
+    ],
+)
+@pytest.mark.parametrize("order", ["sorted", "time", "shuffled"])
+@pytest.mark.parametrize("n", [3_000, 300_000])
+def test_stats_subsets_bit_identical(stats: list[str], order: str, n: int) -> None:
+    # 300,000 rows take the threaded paths; one-second windows hold one or two readings each
+    rng = np.random.default_rng(11)
+    s = rng.integers(0, 40, n)
+    t = rng.integers(0, n * 100, n)
+    v = np.round(rng.normal(20, 5, n), 2)
+    v[rng.random(n) < 0.05] = np.nan
+    idx = {
+        "sorted": np.lexsort((t, s)),
+        "time": np.argsort(t, kind="stable"),
+        "shuffled": rng.permutation(n),
+    }[order]
+    s, t, v = s[idx], t[idx], v[idx]
+    full = bn.aggregate(s, t, v, 1000)
+    part = bn.aggregate(s, t, v, 1000, stats=stats)
+    assert list(part) == ["series", "window_start"] + [k for k in KEYS[2:] if k in stats]
+    for k, col in part.items():
+        assert col.dtype == full[k].dtype, k
+        np.testing.assert_array_equal(col.view(np.int64), full[k].view(np.int64), err_msg=k)
+
+
+def test_stats_errors() -> None:
+    with pytest.raises(ValueError, match="unknown statistic"):
+        bn.aggregate([1], [1], [1.0], 10, stats=["count", "median"])
+    with pytest.raises(TypeError):
+        bn.aggregate([1], [1], [1.0], 10, stats="count")  # type: ignore[arg-type]
+
+
 def test_aggregate_errors() -> None:
     with pytest.raises(ValueError, match="same length"):
         bn.aggregate([1, 2], [1], [1.0, 2.0], 10)

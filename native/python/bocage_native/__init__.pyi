@@ -130,10 +130,15 @@ def aggregate(
     timestamps: npt.ArrayLike,
     values: npt.ArrayLike,
     window_ms: int,
+    stats: Sequence[str] | None = None,
 ) -> dict[str, npt.NDArray[np.generic]]:
     """Tumbling epoch-aligned windows per series. One output row per (series, window), sorted
     by (series, window_start). Keys: series, window_start, count (int64); sum, min, max, mean,
-    first, last, time_weighted_mean, increase (float64). NaN values are ignored."""
+    first, last, time_weighted_mean, increase (float64). NaN values are ignored.
+
+    ``stats`` (a list or tuple of those statistic names, in any order) computes only those:
+    the dict then has series, window_start and the statistics named, each bit for bit what
+    the default (every statistic) gives. An unknown name raises ValueError."""
 
 @final
 class QuantileSketch:

@@ -68,7 +68,11 @@ class WindowCompactor:
         if not keys:
             return None
         result = bocage_native.aggregate(
-            np.concatenate(ids), np.concatenate(ts), np.concatenate(values), self.window_ms
+            np.concatenate(ids),
+            np.concatenate(ts),
+            np.concatenate(values),
+            self.window_ms,
+            stats=["last", "time_weighted_mean"],
         )
         out: list[SeriesColumns] = []
         rows = result["series"]

@@ -226,6 +226,6 @@ def window_value(spec: MetricSpec, ts: np.ndarray, values: np.ndarray, window_ms
     value (so increases stay exact), states their last value. Computed by the native kernels.
     """
     series_ids = np.zeros(len(ts), dtype=np.int64)
-    result = bocage_native.aggregate(series_ids, ts, values, window_ms)
     column = "time_weighted_mean" if spec.kind == "gauge" else "last"
+    result = bocage_native.aggregate(series_ids, ts, values, window_ms, stats=[column])
     return float(result[column][0])

@@ -88,7 +88,7 @@ def sketch_table(frames: Sequence[FrameReadings]) -> pa.Table:
         order = np.argsort(key, kind="stable")
         key, values, gid, ts = key[order], values[order], gid[order], ts[order]
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    stats = bocage_native.aggregate(gid, ts, values, HOUR_MS)
+    stats = bocage_native.aggregate(gid, ts, values, HOUR_MS, stats=["count", "min", "max", "sum"])
     group_gid = stats["series"].astype(np.int64)
     if len(group_gid) != len(starts) or not np.array_equal(group_gid, gid[starts]):
         raise AssertionError("native aggregation groups differ from the sketch groups")

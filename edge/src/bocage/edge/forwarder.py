@@ -1,7 +1,10 @@
 """The forwarder: frames leave the spool only once JetStream has acknowledged them.
 
 Each record is published with ``Nats-Msg-Id`` = its frame id (``territory:gateway:sequence``),
-so a retry after a lost acknowledgement is deduplicated by the stream. Up to
+so a retry after a lost acknowledgement is deduplicated by the stream, and with a W3C
+``traceparent`` header (:mod:`bocage.core.tracecontext`): the trace id is derived from the
+frame id, so the attempts to publish one frame form one trace, the span id is new per attempt.
+Up to
 ``forward.max_inflight`` publications await their acknowledgement at once. Records come out of
 the spool alarms first, then freshest frames first; a token bucket bounds the readings sent
 per second, and after a reconnection the drain starts after a random delay, so that a whole
@@ -25,7 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 import bocage_native
-from bocage.core import subjects
+from bocage.core import subjects, tracecontext
 from bocage.core.events import GatewayStatus
 from bocage.core.events import encode as encode_event
 from bocage.core.logs import get_logger
@@ -37,8 +40,9 @@ from bocage.edge.spool import DoneReason, Record, RecordKind, Spool
 
 log = get_logger("bocage.edge.forwarder")
 
-_OVERHEAD_BYTES = 90
-"""Protocol bytes around a payload on the wire (HPUB line, Nats-Msg-Id header, ack)."""
+_OVERHEAD_BYTES = 160
+"""Protocol bytes around a payload on the wire (HPUB line, Nats-Msg-Id and traceparent
+headers, ack)."""
 
 
 class Backoff:
@@ -292,15 +296,17 @@ class Forwarder:
         if js is None:
             raise nats.errors.ConnectionClosedError
         msg_id = f"{self.territory}:{self.gateway}:{record.seq}"
+        headers = {
+            subjects.MSG_ID_HEADER: msg_id,
+            tracecontext.HEADER: tracecontext.format_traceparent(
+                tracecontext.frame_trace_id(msg_id), tracecontext.new_span_id()
+            ),
+        }
         if record.kind == RecordKind.ALARM:
             subject = self.subjects["alarms"]
-            headers = {subjects.MSG_ID_HEADER: msg_id}
         else:
             subject = self.subjects["frames"]
-            headers = {
-                subjects.MSG_ID_HEADER: msg_id,
-                subjects.FRAME_VERSION_HEADER: str(bocage_native.FORMAT_VERSION),
-            }
+            headers[subjects.FRAME_VERSION_HEADER] = str(bocage_native.FORMAT_VERSION)
         ack = await js.publish(subject, record.payload, headers=headers)
         return bool(ack.duplicate)
 
@@ -315,7 +321,12 @@ class Forwarder:
         try:
             await js.publish(
                 self.subjects["status"], payload,
-                headers={subjects.MSG_ID_HEADER: status_id},
+                headers={
+                    subjects.MSG_ID_HEADER: status_id,
+                    tracecontext.HEADER: tracecontext.format_traceparent(
+                        tracecontext.new_trace_id(), tracecontext.new_span_id()
+                    ),
+                },
             )
         except Exception as exc:
             self.counters.publish_errors[_reason(exc)] += 1

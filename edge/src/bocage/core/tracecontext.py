@@ -1,0 +1,118 @@
+"""W3C Trace Context (``traceparent``) on the wire, without the OpenTelemetry SDK.
+
+A gateway is a low-power device: it does not run a tracer. It only stamps each message it
+publishes with a ``traceparent`` header (https://www.w3.org/TR/trace-context/)::
+
+    traceparent: 00-<trace id: 32 hex>-<parent span id: 16 hex>-01
+
+so that the datacenter's ingest spans for that message join the gateway's trace. The trace id
+of a spooled record is *derived* from its frame id (``territory:gateway:sequence``), so every
+retry of one frame carries the same trace id without storing anything in the spool; the span
+id is random per publish attempt (each attempt is one "publish" of that trace).
+
+Parsing is strict (version ``00`` layout, lower-case hex, non-zero ids) and never raises: an
+invalid or missing header is simply no trace context. Higher versions are accepted as the
+specification asks (their first 55 characters are read as version 00).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+HEADER: Final = "traceparent"
+"""Header name (NATS headers, as in HTTP; lower case as the specification writes it)."""
+
+_INVALID_TRACE_ID: Final = "0" * 32
+_INVALID_SPAN_ID: Final = "0" * 16
+_TRACEPARENT = re.compile(
+    r"^(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})-(?P<span_id>[0-9a-f]{16})"
+    r"-(?P<flags>[0-9a-f]{2})(?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    """A parsed ``traceparent``: ids as lower-case hex, flags as an int."""
+
+    trace_id: str
+    span_id: str
+    flags: int = 1
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.flags & 1)
+
+    def header(self) -> str:
+        """The version-00 header value."""
+        return format_traceparent(self.trace_id, self.span_id, sampled=self.sampled)
+
+
+def new_span_id() -> str:
+    """A random, non-zero 8-byte span id (16 hex)."""
+    while True:
+        span_id = secrets.token_hex(8)
+        if span_id != _INVALID_SPAN_ID:
+            return span_id
+
+
+def new_trace_id() -> str:
+    """A random, non-zero 16-byte trace id (32 hex)."""
+    while True:
+        trace_id = secrets.token_hex(16)
+        if trace_id != _INVALID_TRACE_ID:
+            return trace_id
+
+
+def frame_trace_id(frame_id: str) -> str:
+    """The trace id of a frame: the first 16 bytes of SHA-256(frame id), never all zero.
+
+    Stable across retries and restarts (the spool keeps the sequence, hence the frame id), so
+    the attempts to publish one frame form one trace; distinct frames get unrelated ids.
+    """
+    trace_id = hashlib.sha256(frame_id.encode()).hexdigest()[:32]
+    return trace_id if trace_id != _INVALID_TRACE_ID else "0" * 31 + "1"
+
+
+def format_traceparent(trace_id: str, span_id: str, *, sampled: bool = True) -> str:
+    """``00-<trace_id>-<span_id>-<flags>``; raises ValueError on ids the spec forbids."""
+    if not _is_hex(trace_id, 32) or trace_id == _INVALID_TRACE_ID:
+        raise ValueError(f"invalid trace id {trace_id!r}: 32 lower-case hex, not all zero")
+    if not _is_hex(span_id, 16) or span_id == _INVALID_SPAN_ID:
+        raise ValueError(f"invalid span id {span_id!r}: 16 lower-case hex, not all zero")
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+
+
+def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
+    """The trace context in a header value, or None when missing or malformed (never raises)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    value = value.strip(" \t")
+    found = _TRACEPARENT.fullmatch(value)
+    if found is None:
+        return None
+    version = found["version"]
+    if version == "ff":
+        return None
+    if version == "00":
+        if found["rest"]:
+            return None
+    elif found["rest"] and not found["rest"].startswith("-"):
+        return None  # a future version may append fields, each after a dash
+    trace_id, span_id = found["trace_id"], found["span_id"]
+    if trace_id == _INVALID_TRACE_ID or span_id == _INVALID_SPAN_ID:
+        return None
+    return TraceParent(trace_id, span_id, int(found["flags"], 16))
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -19,6 +20,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bocage.api import dashboard, routes, sta
@@ -26,6 +28,10 @@ from bocage.api.problems import http_exception_to_problem, internal_error_to_pro
 from bocage.api.settings import ApiSettings
 from bocage.core.register import Register
 from bocage.indicators import Indicators, IndicatorsSettings, QueryStore
+
+if TYPE_CHECKING:
+    from litestar.plugins import PluginProtocol
+    from opentelemetry.trace import TracerProvider
 
 API_VERSION = "1.0.0"
 
@@ -90,12 +96,27 @@ class _RequestMetrics(ASGIMiddleware):
                 status = message["status"]
             await send(message)
 
+        template = scope.get("path_template")
+        if template:
+            # the OpenTelemetry server span (when tracing) is named after the route template
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.update_name(f"{scope.get('method', 'HTTP')} {template}")
+                span.set_attribute("http.route", template)
         try:
             await next_app(scope, receive, send_and_record)
         finally:
             route = scope.get("path_template") or "unmatched"
             self.requests.labels(scope.get("method", ""), route, str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
+    """The server span's first name: the method alone (the route is not known before routing;
+    :class:`_RequestMetrics` renames the span ``METHOD /route/{template}`` once it is). Never
+    the raw path: span names must have a bounded cardinality (OpenTelemetry HTTP conventions).
+    """
+    return str(scope.get("method", "") or "HTTP").strip(), {}
 
 
 def create_app(
@@ -106,6 +127,7 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     indicators: IndicatorsSettings | None = None,
     clock: Callable[[], datetime] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """The Bocage interoperability API.
 
@@ -113,7 +135,9 @@ def create_app(
     ``register`` the territories, gateways and sensors; ``metrics_registry`` the Prometheus
     registry ``/metrics`` exposes (a private one when None: pass ``prometheus_client.REGISTRY``
     to expose the whole process); ``indicators`` the indicator settings (time zone, cache);
-    ``clock`` replaces the current time (tests).
+    ``clock`` replaces the current time (tests); ``tracer_provider``, when given, turns on
+    Litestar's OpenTelemetry plugin: one server span per request (W3C ``traceparent`` of the
+    request honoured), named after the route template.
     """
     registry = CollectorRegistry() if metrics_registry is None else metrics_registry
     resources = Resources(
@@ -124,13 +148,27 @@ def create_app(
         metrics_registry=registry,
     )
     api_v1 = Router(path="/api/v1", route_handlers=routes.API_V1)
+    plugins: list[PluginProtocol] = [
+        ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=http_exception_to_problem))
+    ]
+    if tracer_provider is not None:
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        plugins.append(
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    tracer_provider=tracer_provider,
+                    scope_span_details_extractor=_span_details,
+                    # one span per request, not one per ASGI receive/send message
+                    exclude_spans=["receive", "send"],
+                )
+            )
+        )
     return Litestar(
         route_handlers=[api_v1, *routes.OPS, *sta.ROUTES, dashboard.index],
         state=State({"resources": resources, "sta": {}}),
         middleware=[_RequestMetrics(registry)],
-        plugins=[
-            ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=http_exception_to_problem))
-        ],
+        plugins=plugins,
         exception_handlers={
             HTTPException: http_exception_to_problem,
             Exception: internal_error_to_problem,

@@ -55,16 +55,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _serve(args: argparse.Namespace) -> int:
     from bocage.datacenter.runtime import SERVICES, Datacenter, install_stop_signals
     from bocage.datacenter.settings import DatacenterSettings
+    from bocage.datacenter.tracing import setup_tracing, shutdown_tracing
 
     settings = settings_loader.load(DatacenterSettings, args.config)
     services = SERVICES if args.service == "all" else (args.service,)
+    # only when OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER is set; None otherwise
+    tracer_provider = setup_tracing(services)
 
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        await Datacenter(settings, services).run(stop)
+        await Datacenter(settings, services, tracer_provider=tracer_provider).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutdown_tracing(tracer_provider)  # flush the last spans
     return 0
 
 

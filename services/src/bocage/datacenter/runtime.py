@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator, Sequence
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import uvicorn
 from prometheus_client import REGISTRY, start_http_server
@@ -22,6 +22,9 @@ from bocage.core.logs import get_logger
 from bocage.core.streams import ensure_streams
 from bocage.datacenter.settings import DatacenterSettings
 from bocage.store import Store
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 Service = Literal["ingest", "indicators", "api"]
 SERVICES: Final[tuple[Service, ...]] = ("ingest", "indicators", "api")
@@ -70,10 +73,16 @@ class Datacenter:
     """The services of one datacenter process, sharing a store and a NATS connection."""
 
     def __init__(
-        self, settings: DatacenterSettings, services: tuple[Service, ...] = SERVICES
+        self,
+        settings: DatacenterSettings,
+        services: tuple[Service, ...] = SERVICES,
+        *,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.services = services
+        self.tracer_provider = tracer_provider
+        """Where ingest and API spans go (:mod:`bocage.datacenter.tracing`); None: no spans."""
         self.store: Store | None = None
         self.ready = asyncio.Event()
         """Set once every selected service has started (the API is listening)."""
@@ -126,7 +135,13 @@ class Datacenter:
                 settings.nats.url, name="bocage-ingest", credentials=settings.nats.credentials
             )
             await ensure_streams(nc.jetstream(), replicas=settings.nats.replicas)
-            ingestor = Ingestor(settings.ingest, store, settings.register, nc)
+            ingestor = Ingestor(
+                settings.ingest,
+                store,
+                settings.register,
+                nc,
+                tracer_provider=self.tracer_provider,
+            )
 
             async def ingest() -> None:
                 try:
@@ -151,6 +166,7 @@ class Datacenter:
                 register=settings.register,
                 metrics_registry=REGISTRY,
                 indicators=settings.indicators,
+                tracer_provider=self.tracer_provider,
             )
             server = _ApiServer(
                 uvicorn.Config(

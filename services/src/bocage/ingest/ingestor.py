@@ -22,6 +22,14 @@ same frames carries the same ``insert_deduplication_token``.
 Backpressure: at most two batches are held (one being committed, one being filled); while a
 commit is slow, nothing more is fetched, and JetStream keeps the backlog (``max_ack_pending``
 bounds what the server hands out).
+
+Tracing (only with a ``tracer_provider``, see :mod:`bocage.datacenter.tracing`): one
+``ingest batch`` span per committed batch with child spans for its stages (``decode and
+check``, ``store events``, ``insert frames``, ``quarantine``, ``ack``), and one short
+``ingest message`` span per message carrying a valid W3C ``traceparent`` header (set by the
+gateway's forwarder): a child of the gateway's publish span, so the gateway's trace id leads to
+the ingest of that frame, linked to the batch span where the shared work is detailed. Headers
+missing or malformed are counted on the batch span, never an error.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -45,9 +53,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
+from opentelemetry import trace
 
 import bocage_native
-from bocage.core import events, subjects
+from bocage.core import events, subjects, tracecontext
 from bocage.core.errors import BocageError
 from bocage.core.logs import get_logger
 from bocage.core.register import Register
@@ -67,6 +76,10 @@ from bocage.ingest.settings import IngestSettings
 from bocage.store import FrameReadings, ReadingsBatch, Store, sketch_table
 from bocage.store.repair import FrameSpan, reconcile
 from bocage.store.sketches import select_frames
+
+if TYPE_CHECKING:
+
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 log = get_logger("bocage.ingest")
 
@@ -129,6 +142,13 @@ class Batch:
     frames_stored: bool = False
     sketches: Sketches | None = None
     """Sketch rows of the batch's frames, computed once (kept across retries)."""
+    # what the batch span reports (tracing only)
+    received_ns: dict[int, int] = field(default_factory=dict)
+    """Wall-clock time each message was fetched, by ``id(msg)``; filled only when tracing."""
+    classified_ns: int = 0
+    stored: StoreOutcome | None = None
+    insert_seconds: float = 0.0
+    attempts: int = 0
 
     def messages(self) -> list[Msg]:
         """Every message of the batch (what is acknowledged or released together)."""
@@ -191,9 +211,18 @@ class Ingestor:
     """
 
     def __init__(
-        self, settings: IngestSettings, store: Store, register: Register, nc: NatsClient
+        self,
+        settings: IngestSettings,
+        store: Store,
+        register: Register,
+        nc: NatsClient,
+        *,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
+        self._tracer: Tracer | None = (
+            None if tracer_provider is None else tracer_provider.get_tracer("bocage.ingest")
+        )
         self.store = store
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
@@ -301,6 +330,8 @@ class Ingestor:
         """Decode and check one message into ``batch``; never raises."""
         if not len(batch):
             batch.started = time.monotonic()
+        if self._tracer is not None:
+            batch.received_ns[id(msg)] = time.time_ns()
         try:
             parsed = subjects.parse(msg.subject)
             if parsed is None:
@@ -319,6 +350,9 @@ class Ingestor:
             metrics.ERRORS.labels("classify").inc()
             log.exception("cannot classify message", subject=msg.subject)
             batch.refused.append(quarantine_.Refused(msg, "internal", repr(exc)[:500]))
+        finally:
+            if self._tracer is not None:
+                batch.classified_ns = time.time_ns()
 
     def _classify_frame(self, msg: Msg, territory: str, gateway: str, batch: Batch) -> None:
         def refuse(rejection: Rejection, frame_id: str = "") -> None:
@@ -410,11 +444,107 @@ class Ingestor:
 
         Never raises (except cancellation, on which the messages are released).
         """
+        tracer = self._tracer
+        if tracer is None:
+            await self._commit_batch(batch, stop, final=final)
+            return
+        first_ns = min(batch.received_ns.values(), default=None)
+        span = tracer.start_span("ingest batch", start_time=first_ns)
+        with trace.use_span(span, end_on_exit=True):
+            decode = tracer.start_span("decode and check", start_time=first_ns)
+            decode.set_attribute("bocage.messages", len(batch))
+            decode.end(end_time=batch.classified_ns or None)
+            acked = await self._commit_batch(batch, stop, final=final)
+            try:
+                self._trace_messages(batch, span, acked=acked)
+            except Exception:  # tracing must never stop ingest
+                log.exception("cannot record the spans of a batch")
+
+    def _stage(self, name: str) -> contextlib.AbstractContextManager[Span | None]:
+        """A child span of the current (batch) span when tracing, else nothing."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        return self._tracer.start_as_current_span(name)
+
+    def _trace_messages(self, batch: Batch, span: Span, *, acked: bool) -> None:
+        """Batch attributes, and one span per message in its gateway's trace (if any)."""
+        tracer = self._tracer
+        assert tracer is not None
+        stored = batch.stored or StoreOutcome()
+        quarantined = {id(r.msg): r.reason for r in batch.refused}
+        outcomes: list[tuple[Msg, str]] = [
+            *((f.msg, "frame") for f in batch.frames if id(f.msg) not in quarantined),
+            *((r.msg, "quarantined") for r in batch.refused),
+            *((m, "alarm") for m, _ in batch.alarms),
+            *((m, "status") for m, _ in batch.statuses),
+            *((m, "empty") for m in batch.other),
+        ]
+        batch_context = span.get_span_context()
+        linked = invalid = missing = 0
+        for msg, outcome in outcomes:
+            header = (msg.headers or {}).get(tracecontext.HEADER)
+            parent = tracecontext.parse_traceparent(header)
+            if parent is None:
+                if header is None:
+                    missing += 1
+                else:
+                    invalid += 1
+                continue
+            linked += 1
+            remote = trace.NonRecordingSpan(
+                trace.SpanContext(
+                    trace_id=int(parent.trace_id, 16),
+                    span_id=int(parent.span_id, 16),
+                    is_remote=True,
+                    trace_flags=trace.TraceFlags(parent.flags & 0xFF),
+                )
+            )
+            attributes: dict[str, str | int | bool] = {
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": (msg.headers or {}).get(subjects.MSG_ID_HEADER, ""),
+                "bocage.outcome": outcome if acked else "released",
+            }
+            reason = quarantined.get(id(msg))
+            if reason:
+                attributes["bocage.quarantine.reason"] = reason
+            tracer.start_span(
+                "ingest message",
+                context=trace.set_span_in_context(remote),
+                kind=trace.SpanKind.CONSUMER,
+                links=[trace.Link(batch_context)],
+                start_time=batch.received_ns.get(id(msg)),
+                attributes=attributes,
+            ).end()
+        span.set_attributes(
+            {
+                "bocage.messages": len(batch),
+                "bocage.frames": len(batch.frames),
+                "bocage.readings": batch.readings,
+                "bocage.alarms": len(batch.alarms),
+                "bocage.statuses": len(batch.statuses),
+                "bocage.quarantined": len(batch.refused),
+                "bocage.frames_stored": stored.stored_frames,
+                "bocage.rows_inserted": stored.stored_readings,
+                "bocage.duplicates": stored.duplicates,
+                "bocage.insert_seconds": batch.insert_seconds,
+                "bocage.attempts": batch.attempts,
+                "bocage.acked": acked,
+                "bocage.traceparent.linked": linked,
+                "bocage.traceparent.invalid": invalid,
+                "bocage.traceparent.missing": missing,
+            }
+        )
+
+    async def _commit_batch(self, batch: Batch, stop: asyncio.Event, *, final: bool) -> bool:
+        """:meth:`_commit` itself; True if acknowledged, False if released."""
         delay = self.settings.retry_initial_s
         heartbeat = asyncio.create_task(self._heartbeat(batch))
         try:
             while True:
                 try:
+                    batch.attempts += 1
                     await self._commit_once(batch)
                     break
                 except Exception as exc:  # store down, NATS away, or a bug: log, count, retry
@@ -429,7 +559,7 @@ class Ingestor:
                             "commit failed during shutdown, releasing messages", error=str(exc)
                         )
                         await _release(batch)
-                        return
+                        return False
                     log.warning(
                         "commit failed, retrying",
                         error=str(exc),
@@ -444,8 +574,12 @@ class Ingestor:
             raise
         finally:
             heartbeat.cancel()
-        await self._acknowledge(batch)
+        with self._stage("ack") as span:
+            if span is not None:
+                span.set_attribute("bocage.messages", len(batch))
+            await self._acknowledge(batch)
         self.committed_batches += 1
+        return True
 
     async def _heartbeat(self, batch: Batch) -> None:
         """While a batch is being committed, keep JetStream from redelivering it elsewhere.
@@ -459,18 +593,34 @@ class Ingestor:
 
     async def _commit_once(self, batch: Batch) -> None:
         if (batch.alarms or batch.statuses) and not batch.events_stored:
-            await asyncio.to_thread(self._store_events, batch)
+            with self._stage("store events"):
+                await asyncio.to_thread(self._store_events, batch)
             batch.events_stored = True
         if batch.frames and not batch.frames_stored:
-            started = time.perf_counter()
-            if batch.sketches is None:
-                # Here, in the event loop, while no commit runs in the worker thread: each
-                # native sketch call releases the GIL, and getting it back from a thread busy
-                # in Python can take a whole switch interval (measured: 12 ms -> 2.5 s for a
-                # batch of 250,000 readings next to a busy thread).
-                batch.sketches = compute_sketches(batch.frames)
-            outcome = await asyncio.to_thread(self._store_frames, batch.frames, batch.sketches)
-            metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
+            with self._stage("insert frames") as span:
+                started = time.perf_counter()
+                if batch.sketches is None:
+                    # Here, in the event loop, while no commit runs in the worker thread: each
+                    # native sketch call releases the GIL, and getting it back from a thread
+                    # busy in Python can take a whole switch interval (measured: 12 ms ->
+                    # 2.5 s for a batch of 250,000 readings next to a busy thread).
+                    batch.sketches = compute_sketches(batch.frames)
+                outcome = await asyncio.to_thread(
+                    self._store_frames, batch.frames, batch.sketches
+                )
+                batch.insert_seconds = time.perf_counter() - started
+                batch.stored = outcome
+                if span is not None:
+                    span.set_attributes(
+                        {
+                            "bocage.frames": len(batch.frames),
+                            "bocage.frames_stored": outcome.stored_frames,
+                            "bocage.rows_inserted": outcome.stored_readings,
+                            "bocage.duplicates": outcome.duplicates,
+                            "db.system": "clickhouse",
+                        }
+                    )
+            metrics.INSERT_SECONDS.observe(batch.insert_seconds)
             batch.frames_stored = True
             metrics.FRAMES.labels("stored").inc(outcome.stored_frames)
             metrics.FRAMES.labels("duplicate").inc(outcome.duplicates)
@@ -491,7 +641,10 @@ class Ingestor:
                     )
                 )
         if batch.refused and not batch.quarantined:
-            await self._quarantine(batch)
+            with self._stage("quarantine") as span:
+                if span is not None:
+                    span.set_attribute("bocage.quarantined", len(batch.refused))
+                await self._quarantine(batch)
 
     async def _quarantine(self, batch: Batch) -> None:
         for refused in batch.refused:

@@ -1,4 +1,5 @@
-"""Tracing: gateway ``traceparent`` -> JetStream -> ingest spans, and the off-by-default setup.
+"""Tracing: a frame's trace from the gateway (derived from its frame id, or a ``traceparent``
+header when the gateway sends one) -> JetStream -> ingest spans, and the off-by-default setup.
 
 Real components: the edge forwarder publishing from its spool to the session's nats-server,
 the Ingestor consuming into chDB; spans collected with the SDK's in-memory exporter.
@@ -42,14 +43,18 @@ def memory_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
-async def forward(tmp_path: Path, url: str, frames: int) -> list[str]:
-    """Spool ``frames`` frames of gw0 and let the real forwarder publish them; their ids."""
+async def forward(
+    tmp_path: Path, url: str, frames: int, *, traceparent: bool = False, gateway: str = "gw0"
+) -> tuple[list[str], Counters]:
+    """Spool ``frames`` frames and let the real forwarder publish them; their ids, counters."""
     settings = msgspec.convert(
         {
-            "gateway": {"id": "gw0", "territory": TERRITORY, "latitude": 48.1, "longitude": -1.6},
+            "gateway": {
+                "id": gateway, "territory": TERRITORY, "latitude": 48.1, "longitude": -1.6
+            },
             "nats": {"url": url, "backoff_initial_s": 0.05, "backoff_max_s": 0.5},
             "spool": {"dir": str(tmp_path / "spool"), "fsync": "never"},
-            "forward": {"drain_rate": 0, "reconnect_jitter_s": 0},
+            "forward": {"drain_rate": 0, "reconnect_jitter_s": 0, "traceparent": traceparent},
             "sensors": [],
         },
         EdgeSettings,
@@ -57,12 +62,13 @@ async def forward(tmp_path: Path, url: str, frames: int) -> list[str]:
     counters = Counters()
     spool = Spool(settings.spool.dir, fsync="never", counters=counters)
     ids = []
+    payload_bytes = 0
     for _ in range(frames):
         seq = spool.next_sequence()
-        spool.append(
-            RecordKind.FRAME, make_frame("gw0", seq), seq=seq, readings=40, time_ms=now_ms()
-        )
-        ids.append(f"{TERRITORY}:gw0:{seq}")
+        payload = make_frame(gateway, seq)
+        payload_bytes += len(payload)
+        spool.append(RecordKind.FRAME, payload, seq=seq, readings=40, time_ms=now_ms())
+        ids.append(f"{TERRITORY}:{gateway}:{seq}")
     sobriety = Sobriety(settings.link, settings.power, counters)
     forwarder = Forwarder(settings, spool, counters, sobriety)
     stop = asyncio.Event()
@@ -74,7 +80,10 @@ async def forward(tmp_path: Path, url: str, frames: int) -> list[str]:
         stop.set()
         await asyncio.wait_for(task, 30)
         spool.close()
-    return ids
+    # what the gateway accounts on the wire: payloads, then protocol bytes per message
+    overhead = (counters.bytes_sent - payload_bytes) / frames
+    assert overhead == (90 + 70 if traceparent else 90), overhead
+    return ids, counters
 
 
 async def stream_headers(nc: NatsClient) -> dict[str, dict[str, str]]:
@@ -96,38 +105,47 @@ def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
 async def test_forwarded_frames_are_traced_through_ingest(
     tmp_path: Path, nats_server: EmbeddedNats, store: Store, register: Register, nc: NatsClient
 ) -> None:
-    frame_ids = await forward(tmp_path, nats_server.url, 3)
+    # gw0 sends no header (the default), gw1 stamps a traceparent on what it publishes
+    frame_ids, _ = await forward(tmp_path / "gw0", nats_server.url, 3)
+    stamped_ids, _ = await forward(
+        tmp_path / "gw1", nats_server.url, 2, traceparent=True, gateway="gw1"
+    )
     js = nc.jetstream()
-    # a frame from another path without a header, one with a malformed header: both ingested
-    await publish_frame(js, make_frame("gw1", 1))
-    bad = make_frame("gw2", 1)
+    # from other paths: a frame without any header but its id, one with a malformed header
+    await publish_frame(js, make_frame("gw2", 1))
+    bad = make_frame("gw2", 2)
     await js.publish(
         subjects.subject(TERRITORY, "gw2", "frames"),
         bad,
-        headers={subjects.MSG_ID_HEADER: f"{TERRITORY}:gw2:1", "traceparent": "00-nonsense-01"},
+        headers={subjects.MSG_ID_HEADER: f"{TERRITORY}:gw2:2", "traceparent": "00-nonsense-01"},
     )
     headers = await stream_headers(nc)
+    # the header costs bytes on the wire (accounted, see `forward`): only stamped frames have it
+    assert all("traceparent" not in headers[i] for i in frame_ids)
     parents = {}
-    for frame_id in frame_ids:
+    for frame_id in stamped_ids:
         parent = tracecontext.parse_traceparent(headers[frame_id]["traceparent"])
         assert parent is not None, headers[frame_id]
         assert parent.trace_id == tracecontext.frame_trace_id(frame_id)
         parents[frame_id] = parent
-    assert "traceparent" not in headers[f"{TERRITORY}:gw1:1"]
+    # without a usable header, the trace comes from the frame id
+    for frame_id in [*frame_ids, f"{TERRITORY}:gw2:1", f"{TERRITORY}:gw2:2"]:
+        parents[frame_id] = tracecontext.message_parent(frame_id)
+        assert parents[frame_id].trace_id == tracecontext.frame_trace_id(frame_id)
 
     provider, exporter = memory_provider()
     async with running(Ingestor(FAST, store, register, nc, tracer_provider=provider)):
         await eventually(lambda: drained(nc), what="consumer drained")
-    assert rows(store) == 5 * 40  # every frame stored, header or not
+    assert rows(store) == 7 * 40  # every frame stored, header or not
 
     def spans() -> tuple[ReadableSpan, ...]:
         return exporter.get_finished_spans()
 
-    await eventually(lambda: len(by_name(spans(), "ingest message")) >= 3, what="spans")
+    await eventually(lambda: len(by_name(spans(), "ingest message")) >= 7, what="spans")
     finished = spans()
     messages = by_name(finished, "ingest message")
-    # exactly the forwarded frames: one span each, in the gateway's trace, child of its publish
-    assert sorted(s.attributes["messaging.message.id"] for s in messages) == sorted(frame_ids)
+    # every frame: one span each, in the frame's trace, child of its (remote) publish
+    assert sorted(s.attributes["messaging.message.id"] for s in messages) == sorted(parents)
     batches = {s.context.span_id: s for s in by_name(finished, "ingest batch")}
     for span in messages:
         parent = parents[span.attributes["messaging.message.id"]]
@@ -141,10 +159,11 @@ async def test_forwarded_frames_are_traced_through_ingest(
         (link,) = span.links
         assert link.context.span_id in batches
     # the batch spans: what was done, with stage children, in their own trace
-    assert sum(b.attributes["bocage.rows_inserted"] for b in batches.values()) == 5 * 40
-    assert sum(b.attributes["bocage.frames"] for b in batches.values()) == 5
-    assert sum(b.attributes["bocage.traceparent.linked"] for b in batches.values()) == 3
-    assert sum(b.attributes["bocage.traceparent.missing"] for b in batches.values()) == 1
+    assert sum(b.attributes["bocage.rows_inserted"] for b in batches.values()) == 7 * 40
+    assert sum(b.attributes["bocage.frames"] for b in batches.values()) == 7
+    assert sum(b.attributes["bocage.traceparent.linked"] for b in batches.values()) == 2
+    assert sum(b.attributes["bocage.traceparent.derived"] for b in batches.values()) == 5
+    assert sum(b.attributes["bocage.traceparent.missing"] for b in batches.values()) == 0
     assert sum(b.attributes["bocage.traceparent.invalid"] for b in batches.values()) == 1
     assert all(b.attributes["bocage.acked"] for b in batches.values())
     gateway_traces = {f"{s.context.trace_id:032x}" for s in messages}
@@ -158,7 +177,7 @@ async def test_forwarded_frames_are_traced_through_ingest(
         }
         assert {"decode and check", "ack"} <= children
     inserts = by_name(finished, "insert frames")
-    assert sum(s.attributes["bocage.rows_inserted"] for s in inserts) == 5 * 40
+    assert sum(s.attributes["bocage.rows_inserted"] for s in inserts) == 7 * 40
     assert all(s.parent.span_id in batches for s in inserts)
 
 
@@ -174,8 +193,9 @@ async def test_a_resent_frame_keeps_its_trace_id(
 
     sub = await nc.subscribe(subjects.subject(TERRITORY, "gw0", "frames"), cb=collect)
     await nc.flush()
-    first = await forward(tmp_path / "a", nats_server.url, 1)
-    again = await forward(tmp_path / "b", nats_server.url, 1)  # a fresh spool: same frame id
+    first, _ = await forward(tmp_path / "a", nats_server.url, 1, traceparent=True)
+    # a fresh spool: same frame id
+    again, _ = await forward(tmp_path / "b", nats_server.url, 1, traceparent=True)
     assert first == again
     await eventually(lambda: len(seen) == 2, what="both publications")
     await sub.unsubscribe()

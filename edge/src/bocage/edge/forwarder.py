@@ -1,10 +1,10 @@
 """The forwarder: frames leave the spool only once JetStream has acknowledged them.
 
 Each record is published with ``Nats-Msg-Id`` = its frame id (``territory:gateway:sequence``),
-so a retry after a lost acknowledgement is deduplicated by the stream, and with a W3C
-``traceparent`` header (:mod:`bocage.core.tracecontext`): the trace id is derived from the
-frame id, so the attempts to publish one frame form one trace, the span id is new per attempt.
-Up to
+so a retry after a lost acknowledgement is deduplicated by the stream (the datacenter derives
+the frame's trace id from it, see :mod:`bocage.core.tracecontext`); with
+``forward.traceparent`` also with a W3C ``traceparent`` header carrying that trace id and a
+span id new per attempt. Up to
 ``forward.max_inflight`` publications await their acknowledgement at once. Records come out of
 the spool alarms first, then freshest frames first; a token bucket bounds the readings sent
 per second, and after a reconnection the drain starts after a random delay, so that a whole
@@ -40,9 +40,10 @@ from bocage.edge.spool import DoneReason, Record, RecordKind, Spool
 
 log = get_logger("bocage.edge.forwarder")
 
-_OVERHEAD_BYTES = 160
-"""Protocol bytes around a payload on the wire (HPUB line, Nats-Msg-Id and traceparent
-headers, ack)."""
+_OVERHEAD_BYTES = 90
+"""Protocol bytes around a payload on the wire (HPUB line, Nats-Msg-Id header, ack)."""
+_TRACEPARENT_BYTES = 70
+"""What a ``traceparent`` header adds (``traceparent: 00-<32 hex>-<16 hex>-01`` and CRLF)."""
 
 
 class Backoff:
@@ -120,6 +121,8 @@ class Forwarder:
         self.sobriety = sobriety
         self.territory = settings.gateway.territory
         self.gateway = settings.gateway.id
+        self._traceparent = settings.forward.traceparent
+        self._overhead = _OVERHEAD_BYTES + (_TRACEPARENT_BYTES if self._traceparent else 0)
         self.subjects = {
             kind: subjects.subject(self.territory, self.gateway, kind) for kind in subjects.KINDS
         }
@@ -246,7 +249,7 @@ class Forwarder:
         held: list[Record] = []
         planned = 0  # bytes of the records already allowed in this window
         for record in records:
-            size = len(record.payload) + _OVERHEAD_BYTES
+            size = len(record.payload) + self._overhead
             urgent = record.kind == RecordKind.ALARM
             if self.sobriety.may_send(planned + size, urgent=urgent):
                 allowed.append(record)
@@ -273,7 +276,7 @@ class Forwarder:
                 if reason in ("connection", "timeout", "no_stream"):
                     reconnect = f"{reason}: {_describe(result)}"
                 continue
-            sent_bytes += len(record.payload) + _OVERHEAD_BYTES
+            sent_bytes += len(record.payload) + self._overhead
             self.spool.done(record, DoneReason.DELIVERED)
             if record.kind == RecordKind.ALARM:
                 self.counters.alarms_sent += 1
@@ -296,12 +299,11 @@ class Forwarder:
         if js is None:
             raise nats.errors.ConnectionClosedError
         msg_id = f"{self.territory}:{self.gateway}:{record.seq}"
-        headers = {
-            subjects.MSG_ID_HEADER: msg_id,
-            tracecontext.HEADER: tracecontext.format_traceparent(
+        headers = {subjects.MSG_ID_HEADER: msg_id}
+        if self._traceparent:
+            headers[tracecontext.HEADER] = tracecontext.format_traceparent(
                 tracecontext.frame_trace_id(msg_id), tracecontext.new_span_id()
-            ),
-        }
+            )
         if record.kind == RecordKind.ALARM:
             subject = self.subjects["alarms"]
         else:
@@ -318,21 +320,18 @@ class Forwarder:
             return False
         payload = encode_event(status)
         status_id = f"{self.territory}:{self.gateway}:status:{status.time_ms}"
-        try:
-            await js.publish(
-                self.subjects["status"], payload,
-                headers={
-                    subjects.MSG_ID_HEADER: status_id,
-                    tracecontext.HEADER: tracecontext.format_traceparent(
-                        tracecontext.new_trace_id(), tracecontext.new_span_id()
-                    ),
-                },
+        headers = {subjects.MSG_ID_HEADER: status_id}
+        if self._traceparent:
+            headers[tracecontext.HEADER] = tracecontext.format_traceparent(
+                tracecontext.frame_trace_id(status_id), tracecontext.new_span_id()
             )
+        try:
+            await js.publish(self.subjects["status"], payload, headers=headers)
         except Exception as exc:
             self.counters.publish_errors[_reason(exc)] += 1
             return False
         self.counters.status_sent += 1
-        self.sobriety.sent(len(payload) + _OVERHEAD_BYTES)
+        self.sobriety.sent(len(payload) + self._overhead)
         return True
 
 

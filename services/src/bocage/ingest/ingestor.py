@@ -26,10 +26,12 @@ bounds what the server hands out).
 Tracing (only with a ``tracer_provider``, see :mod:`bocage.datacenter.tracing`): one
 ``ingest batch`` span per committed batch with child spans for its stages (``decode and
 check``, ``store events``, ``insert frames``, ``quarantine``, ``ack``), and one short
-``ingest message`` span per message carrying a valid W3C ``traceparent`` header (set by the
-gateway's forwarder): a child of the gateway's publish span, so the gateway's trace id leads to
-the ingest of that frame, linked to the batch span where the shared work is detailed. Headers
-missing or malformed are counted on the batch span, never an error.
+``ingest message`` span per message in the trace of its frame, linked to the batch span where
+the shared work is detailed: the parent is the message's W3C ``traceparent`` header when the
+gateway sends one (``forward.traceparent``), otherwise the context derived from its
+``Nats-Msg-Id`` (:func:`bocage.core.tracecontext.message_parent`, the same trace id), so a
+frame id leads to the ingest of that frame with no header on the wire. Malformed headers are
+counted on the batch span and fall back to the derived context, never an error.
 """
 
 from __future__ import annotations
@@ -480,17 +482,22 @@ class Ingestor:
             *((m, "empty") for m in batch.other),
         ]
         batch_context = span.get_span_context()
-        linked = invalid = missing = 0
+        linked = derived = invalid = missing = 0
         for msg, outcome in outcomes:
-            header = (msg.headers or {}).get(tracecontext.HEADER)
+            headers = msg.headers or {}
+            header = headers.get(tracecontext.HEADER)
             parent = tracecontext.parse_traceparent(header)
-            if parent is None:
-                if header is None:
-                    missing += 1
-                else:
+            if parent is not None:
+                linked += 1
+            else:
+                if header is not None:
                     invalid += 1
-                continue
-            linked += 1
+                message_id = headers.get(subjects.MSG_ID_HEADER)
+                if message_id is None:
+                    missing += 1
+                    continue
+                parent = tracecontext.message_parent(message_id)
+                derived += 1
             remote = trace.NonRecordingSpan(
                 trace.SpanContext(
                     trace_id=int(parent.trace_id, 16),
@@ -532,6 +539,7 @@ class Ingestor:
                 "bocage.attempts": batch.attempts,
                 "bocage.acked": acked,
                 "bocage.traceparent.linked": linked,
+                "bocage.traceparent.derived": derived,
                 "bocage.traceparent.invalid": invalid,
                 "bocage.traceparent.missing": missing,
             }

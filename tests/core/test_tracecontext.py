@@ -102,3 +102,13 @@ def test_parsing_never_raises_and_accepts_only_the_grammar(value: str | bytes) -
 
 def test_header_name() -> None:
     assert tracecontext.HEADER == "traceparent"
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_message_parent_is_the_frame_trace_and_a_valid_context(message_id: str) -> None:
+    parent = tracecontext.message_parent(message_id)
+    assert parent.trace_id == tracecontext.frame_trace_id(message_id)
+    assert tracecontext.message_parent(message_id) == parent  # stable: ingest re-derives it
+    # a context a header could have carried: it formats and parses back
+    assert tracecontext.parse_traceparent(parent.header()) == parent
+    assert parent.sampled

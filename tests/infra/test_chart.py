@@ -201,6 +201,20 @@ def test_indicators_serves_its_metrics(default_objects: list[Manifest]) -> None:
     ]
 
 
+def test_tracing_endpoint_reaches_every_service(
+    helm_bin: str, default_objects: list[Manifest]
+) -> None:
+    def otel(objects: list[Manifest], component: str) -> str | None:
+        (container,) = containers(one(objects, "Deployment", component))
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        return env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    assert all(otel(default_objects, c) is None for c in COMPONENTS)  # off by default
+    endpoint = "http://otel-collector.monitoring:4318"
+    objects = render(helm_bin, set_values={"tracing.otlpEndpoint": endpoint})
+    assert all(otel(objects, c) == endpoint for c in COMPONENTS)
+
+
 def test_single_replicas_have_no_disruption_budget(helm_bin: str) -> None:
     objects = render(helm_bin, set_values={"ingest.replicaCount": "1", "api.replicaCount": "1"})
     assert by_kind(objects, "PodDisruptionBudget") == {}
@@ -571,6 +585,7 @@ def test_release_named_like_the_chart_is_not_repeated(helm_bin: str) -> None:
         (["--set", "api.replicaCount=two"], "/api/replicaCount': got string, want integer"),
         (["--set", "ingest.replicas=3"], "additional properties 'replicas' not allowed"),
         (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+        (["--set", "tracing.otlpEndpoint=otel:4318"], "/tracing/otlpEndpoint"),
         (["--set-string", "clickhouse.auth.password=p@ss:word"], "/clickhouse/auth/password"),
         (["--set-string", "config.store.dsn=http://u:p@h:8123"], "/config/store/dsn"),
         (["--set", "nats.enabled=false"], "/config/nats': missing property 'url'"),
@@ -580,8 +595,9 @@ def test_release_named_like_the_chart_is_not_repeated(helm_bin: str) -> None:
           "--set-string", "clickhouse.external.url=http://ch:8123"],
          "/clickhouse/auth/password"),
     ],
-    ids=["type", "unknown-key", "enum", "password-not-url-safe", "dsn-in-config",
-         "nats-without-url", "clickhouse-without-url", "external-without-credentials"],
+    ids=["type", "unknown-key", "enum", "otlp-endpoint-not-a-url", "password-not-url-safe",
+         "dsn-in-config", "nats-without-url", "clickhouse-without-url",
+         "external-without-credentials"],
 )
 def test_bad_values_are_refused_by_the_schema(helm_bin: str, args: list[str], message: str) -> None:
     with pytest.raises(HelmError, match=re.escape(message)):

@@ -259,6 +259,10 @@ the DSN built from them (Kubernetes expands $(VAR) from variables defined before
       key: {{ .Values.clickhouse.auth.passwordKey }}
 - name: BOCAGE_STORE__DSN
   value: {{ include "bocage.clickhouse.url" . | replace "://" "://$(CLICKHOUSE_USER):$(CLICKHOUSE_PASSWORD)@" | quote }}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

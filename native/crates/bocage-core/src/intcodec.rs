@@ -191,18 +191,27 @@ pub fn streams(k: usize) -> usize {
     }
 }
 
-/// log2 of a positive integer: from a table below 4096, computed above.
-#[inline]
-fn log2_int(x: u32) -> f64 {
-    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        (0..4096u32)
-            .map(|i| if i == 0 { 0.0 } else { (i as f64).log2() })
-            .collect()
-    });
-    match t.get(x as usize) {
-        Some(&l) => l,
-        None => (x as f64).log2(),
+/// log2 of positive integers: from a table below 4096, computed above. The table sits behind
+/// a `OnceLock`, fetched once per loop (`Log2::get`) rather than per value.
+#[derive(Clone, Copy)]
+struct Log2(&'static [f64]);
+
+impl Log2 {
+    fn get() -> Log2 {
+        static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+        Log2(TABLE.get_or_init(|| {
+            (0..4096u32)
+                .map(|i| if i == 0 { 0.0 } else { (i as f64).log2() })
+                .collect()
+        }))
+    }
+
+    #[inline]
+    fn of(self, x: u32) -> f64 {
+        match self.0.get(x as usize) {
+            Some(&l) => l,
+            None => (x as f64).log2(),
+        }
     }
 }
 
@@ -220,6 +229,12 @@ fn top_precision(k: usize) -> u32 {
         128..=1023 => 5,
         _ => MAX_M,
     }
+}
+
+/// Bytes enough for the Huffman table of `used` symbols (a hint, to grow it only once): a
+/// header varint, up to three bytes a symbol in the listing, half a byte a length.
+fn table_capacity(used: usize) -> usize {
+    4 + 4 * used
 }
 
 /// Size of a payload known to lie in `lo..=hi` bytes: Huffman streams each end on a byte
@@ -447,6 +462,7 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let nt = (values + st.run_starts) as u32;
     let run_extra: u64 = run_syms.iter().map(|&(j, n)| j as u64 * n as u64).sum();
     // precision by entropy estimate, as for HUFF
+    let log2 = Log2::get();
     let mut best: Option<(f64, u32, u64)> = None;
     let mut merged: Vec<(u32, u32)> = Vec::new();
     for m in 0..=top_m {
@@ -460,11 +476,11 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
                 _ => merged.push((b, n)),
             }
         }
-        let lt = log2_int(nt);
+        let lt = log2.of(nt);
         let h: f64 = merged
             .iter()
             .chain(run_syms.iter())
-            .map(|&(_, n)| n as f64 * (lt - log2_int(n)))
+            .map(|&(_, n)| n as f64 * (lt - log2.of(n)))
             .sum();
         let syms = (merged.len() + run_syms.len()) as f64;
         let est = h + extra as f64 + 0.03 * nt as f64 + 8.0 * (1.7 * syms + 2.0);
@@ -488,12 +504,12 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
         syms.push(base + j);
         counts.push(n);
     }
-    let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-    let bits = huffman::coded_bits(&counts, &lens) + extra;
-    let mut table = Vec::new();
+    let lens = huffman::code_lengths_limited(counts.iter().copied(), table_bits(k));
+    let bits = huffman::coded_bits(counts.iter().copied(), &lens) + extra;
+    let mut table = Vec::with_capacity(11 + table_capacity(syms.len()));
     put_varint(&mut table, zigzag(c));
     table.push(m as u8);
-    huffman::write_table(&syms, &lens, &mut table);
+    huffman::write_table(syms.iter().copied(), &lens, &mut table);
     let body = streams_size(bits, streams(k));
     HuffPlan {
         m,
@@ -512,11 +528,8 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let k = r.len();
     let m = p.m;
     let base = alphabet(m) as u32;
-    let codes = huffman::canonical_codes(&p.lens);
-    let mut lut = vec![(0u32, 0u8); alphabet(m) + 64];
-    for (i, &s) in p.syms.iter().enumerate() {
-        lut[s as usize] = codes[i];
-    }
+    let mut lut = take_lut(alphabet(m) + 64);
+    huffman::for_each_code(&p.lens, |i, code| lut[p.syms[i] as usize] = code);
     out.extend_from_slice(&p.table);
     let ns = streams(k);
     let mut writers: Vec<BitWriter> = (0..ns)
@@ -551,6 +564,7 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
             bw.write(z, e);
         }
     }
+    LUT.set(lut);
     finish_streams(writers, out);
 }
 
@@ -570,6 +584,22 @@ thread_local! {
     /// A zeroed histogram kept between calls: the largest alphabet is 7,424 counters, which
     /// short columns should not allocate and clear each time.
     static HIST: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// The code lookup table of the Huffman writers, kept between calls (taken out while in
+    /// use). Its entries are not cleared: only those of used symbols are read, and they are
+    /// written first.
+    static LUT: std::cell::Cell<Vec<(u32, u8)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A code lookup table of at least `size` entries, of which only those written may be read.
+fn take_lut(size: usize) -> Vec<(u32, u8)> {
+    let mut lut = LUT.take();
+    if lut.len() < size {
+        lut.resize(size, (0, 0));
+    }
+    lut
 }
 
 /// A zeroed histogram of at least `size` counters (from the thread's cache when possible).
@@ -632,11 +662,12 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // finer bins whose choice its extra bits pay for in full: `h(m) + x(m) >= h(m+1) +
     // x(m+1)`), so the finest precision's entropy and extra bits bound them all; a table takes
     // two bytes at least. When it exceeds PACK or SPARSE, HUFF could never be chosen.
+    let log2 = Log2::get();
     let huff_lb = {
-        let lk = log2_int(k as u32);
+        let lk = log2.of(k as u32);
         let (mut h, mut extra) = (0.0f64, 0u64);
         for &(s, cnt) in &st.used {
-            h += cnt as f64 * (lk - log2_int(cnt));
+            h += cnt as f64 * (lk - log2.of(cnt));
             extra += bin_base(s, top_m).1 as u64 * cnt as u64;
         }
         // (a margin for the rounding of the sum)
@@ -683,13 +714,13 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     }
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
     let mut ests = [(0.0f64, 0u32); MAX_M as usize + 1];
-    let lk = log2_int(k as u32);
+    let lk = log2.of(k as u32);
     for m in 0..=top_m {
         let merged = level(m);
         let extra = extras[m as usize];
         let h: f64 = merged
             .iter()
-            .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
+            .map(|&(_, cnt)| cnt as f64 * (lk - log2.of(cnt)))
             .sum();
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
@@ -706,17 +737,16 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // exact sizes for the best estimate, and for large columns the runner-up as well
     let ns = streams(k);
     let tries = if k >= 1024 { 2 } else { 1 };
-    // (size, precision, bins, code lengths, payload bits, table bytes)
-    type Candidate = (usize, u32, Vec<u32>, Vec<u8>, u64, Vec<u8>);
+    // (size, precision, code lengths, payload bits, table bytes)
+    type Candidate = (usize, u32, Vec<u8>, u64, Vec<u8>);
     let mut chosen: Option<Candidate> = None;
     for &(_, m) in ests.iter().take(tries) {
         let merged = level(m);
-        let syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
-        let counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
-        let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-        let bits: u64 = huffman::coded_bits(&counts, &lens) + extras[m as usize];
-        let mut table = Vec::new();
-        huffman::write_table(&syms, &lens, &mut table);
+        let counts = merged.iter().map(|p| p.1);
+        let lens = huffman::code_lengths_limited(counts.clone(), table_bits(k));
+        let bits: u64 = huffman::coded_bits(counts, &lens) + extras[m as usize];
+        let mut table = Vec::with_capacity(table_capacity(merged.len()));
+        huffman::write_table(merged.iter().map(|p| p.0), &lens, &mut table);
         // several streams each end on a byte boundary and the first ones carry their length
         let size = varint_len(zigzag(c))
             + 1
@@ -724,13 +754,14 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             + bits.div_ceil(8) as usize
             + (ns - 1) * (varint_len(bits / 8 / ns as u64) + 1);
         if chosen.as_ref().is_none_or(|ch| size < ch.0) {
-            chosen = Some((size, m, syms, lens, bits, table));
+            chosen = Some((size, m, lens, bits, table));
         }
     }
-    let (huff_size, m, syms, lens, bits, table) = chosen.expect("at least one precision");
+    let (huff_size, m, lens, bits, table) = chosen.expect("at least one precision");
     if huff_size > pack_size || huff_size > sparse_size {
         return Some(pack_or_sparse);
     }
+    let syms = level(m).iter().map(|p| p.0).collect();
     let body = streams_size(bits, ns);
     Some(Basic::Huff(HuffPlan {
         m,
@@ -750,14 +781,11 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     put_varint(out, zigzag(c));
     out.push(p.m as u8);
     out.extend_from_slice(&p.table);
-    let codes = huffman::canonical_codes(&p.lens);
     // code of each bin, indexed by bin - first used bin (only used bins are looked up)
     let syms = &p.syms;
     let first = syms[0];
-    let mut lut = vec![(0u32, 0u8); (syms[syms.len() - 1] - first) as usize + 1];
-    for (i, &s) in syms.iter().enumerate() {
-        lut[(s - first) as usize] = codes[i];
-    }
+    let mut lut = take_lut((syms[syms.len() - 1] - first) as usize + 1);
+    huffman::for_each_code(&p.lens, |i, code| lut[(syms[i] - first) as usize] = code);
     let m = p.m;
     let code_of = |x: i64| {
         let z = zigzag(x.wrapping_sub(c));
@@ -779,6 +807,7 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
             }
         }
         *out = bw.finish();
+        LUT.set(lut);
         return;
     }
     let mut writers: Vec<BitWriter> = (0..ns)
@@ -799,6 +828,7 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
             }
         }
     }
+    LUT.set(lut);
     finish_streams(writers, out);
 }
 

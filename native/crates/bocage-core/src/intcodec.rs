@@ -74,8 +74,55 @@ pub fn bin_base(s: u32, m: u32) -> (u64, u32) {
     }
 }
 
-fn diffs(v: &[i64]) -> Vec<i64> {
-    v.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect()
+/// A buffer of the encoder kept by the thread between calls: encoders run for every column,
+/// and short columns should not pay for allocating and freeing their working buffers each
+/// time. Taken out of its cell (empty, contents unspecified) while in use and put back when
+/// dropped, so that a nested use only allocates a buffer of its own.
+struct Reused<T: 'static> {
+    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
+    buf: Vec<T>,
+}
+
+impl<T> Reused<T> {
+    fn take(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>) -> Self {
+        let mut buf = cell.take();
+        buf.clear();
+        Reused { cell, buf }
+    }
+}
+
+impl<T> Drop for Reused<T> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // (during thread teardown the cell may be gone: the buffer is then freed)
+        let _ = self.cell.try_with(|c| c.set(buf));
+    }
+}
+
+impl<T> std::ops::Deref for Reused<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.buf
+    }
+}
+
+impl<T> std::ops::DerefMut for Reused<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.buf
+    }
+}
+
+thread_local! {
+    static DIFFS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
+    static USED: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
+    static LEVELS: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// First differences of `v`.
+fn diffs(v: &[i64]) -> Reused<i64> {
+    let mut d = Reused::take(&DIFFS);
+    d.extend(v.windows(2).map(|w| w[1].wrapping_sub(w[0])));
+    d
 }
 
 #[inline]
@@ -155,10 +202,15 @@ pub fn encode_ints_within(v: &[i64], out: &mut Vec<u8>, budget: usize) -> bool {
             encode_residuals(&diffs(v), out, rest(out))
         }
         _ => {
-            let d1 = diffs(v);
+            let mut d = diffs(v);
             put_varint(out, zigzag(v[0]));
-            put_varint(out, zigzag(d1[0]));
-            encode_residuals(&diffs(&d1), out, rest(out))
+            put_varint(out, zigzag(d[0]));
+            // second differences in place (each from two first differences not yet replaced)
+            for i in 0..d.len() - 1 {
+                d[i] = d[i + 1].wrapping_sub(d[i]);
+            }
+            d.pop();
+            encode_residuals(&d, out, rest(out))
         }
     };
     if method == R_ABORT {
@@ -279,7 +331,7 @@ struct Stats {
     /// precision of `used`
     top_m: u32,
     /// used bins of `zigzag(r - c)` at `top_m`, increasing, with their counts
-    used: Vec<(u32, u32)>,
+    used: Reused<(u32, u32)>,
 }
 
 fn stats(r: &[i64]) -> Stats {
@@ -303,7 +355,7 @@ fn stats(r: &[i64]) -> Stats {
         top_bin = top_bin.max(b);
         hist[b as usize] += 1;
     }
-    let used = drain_hist(hist, top_bin, k);
+    let used = drain_hist(hist, top_bin);
     Stats {
         c,
         lo,
@@ -429,7 +481,7 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let values = st.exceptions;
     let top_m = top_precision(values + 1);
     let mut used: Vec<(u32, u32)> = Vec::with_capacity(st.used.len());
-    for &(s, n) in &st.used {
+    for &(s, n) in st.used.iter() {
         if s == 0 {
             continue;
         }
@@ -613,8 +665,8 @@ fn take_hist(size: usize) -> Vec<u32> {
 
 /// The used bins of `hist` (all at most `top_bin`) in increasing order with their counts;
 /// zeroes them and returns the histogram to the thread's cache.
-fn drain_hist(mut hist: Vec<u32>, top_bin: u32, values: usize) -> Vec<(u32, u32)> {
-    let mut used = Vec::with_capacity(values.min(top_bin as usize + 1));
+fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<(u32, u32)> {
+    let mut used = Reused::take(&USED);
     for (s, c) in hist[..=top_bin as usize].iter_mut().enumerate() {
         if *c > 0 {
             used.push((s as u32, *c));
@@ -666,7 +718,7 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     let huff_lb = {
         let lk = log2.of(k as u32);
         let (mut h, mut extra) = (0.0f64, 0u64);
-        for &(s, cnt) in &st.used {
+        for &(s, cnt) in st.used.iter() {
             h += cnt as f64 * (lk - log2.of(cnt));
             extra += bin_base(s, top_m).1 as u64 * cnt as u64;
         }
@@ -685,7 +737,7 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // bins and counts at every precision, coarsest from the next finer one (bins nest: a bin
     // at precision m + 1 lies within one bin at precision m), with the extra bits they cost
     // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
-    let mut flat: Vec<(u32, u32)> = Vec::with_capacity(st.used.len() * 2 + 8);
+    let mut flat = Reused::take(&LEVELS);
     flat.extend_from_slice(&st.used);
     let mut span = [(0usize, 0usize); MAX_M as usize + 1];
     let mut extras = [0u64; MAX_M as usize + 1];

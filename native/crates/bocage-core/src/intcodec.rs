@@ -119,6 +119,19 @@ thread_local! {
 }
 
 /// First differences of `v`.
+/// The bin at precision `m` holding bin `s` of precision `m + 1` (bins nest), i.e.
+/// `bin_of(bin_base(s, m + 1).0, m).0`: bins below `2^(m+1)` are single values at both
+/// precisions; above, dropping one bit of precision halves the bin's offset from `2^(m+2)`
+/// and moves the start of the shared bins from `2^(m+2)` to `2^(m+1) + 2^m`.
+#[inline]
+fn coarser_bin(s: u32, m: u32) -> u32 {
+    if s < 2 << m {
+        s
+    } else {
+        (s >> 1) + (1 << m)
+    }
+}
+
 fn diffs(v: &[i64]) -> Reused<i64> {
     let mut d = Reused::take(&DIFFS);
     d.extend(v.windows(2).map(|w| w[1].wrapping_sub(w[0])));
@@ -748,7 +761,7 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             let start = flat.len();
             for i in a..b {
                 let (s, cnt) = flat[i];
-                let bin = bin_of(bin_base(s, m + 1).0, m).0;
+                let bin = coarser_bin(s, m);
                 if flat.len() > start && flat[flat.len() - 1].0 == bin {
                     let last = flat.len() - 1;
                     flat[last].1 += cnt;
@@ -1866,6 +1879,19 @@ mod tests {
             let _ = decode_ints(&b[..cut], v.len());
         }
         b.len()
+    }
+
+    #[test]
+    fn coarser_bins_nest() {
+        for m in 0..MAX_M {
+            for s in 0..alphabet(m + 1) as u32 {
+                assert_eq!(
+                    coarser_bin(s, m),
+                    bin_of(bin_base(s, m + 1).0, m).0,
+                    "{m} {s}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -493,12 +493,12 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let c = st.c;
     let values = st.exceptions;
     let top_m = top_precision(values + 1);
-    let mut used: Vec<(u32, u32)> = Vec::with_capacity(st.used.len());
+    let mut used = Reused::take(&LEVELS);
     for &(s, n) in st.used.iter() {
         if s == 0 {
             continue;
         }
-        let b = bin_of(bin_base(s, st.top_m).0, top_m).0;
+        let b = (top_m..st.top_m).rev().fold(s, coarser_bin);
         match used.last_mut() {
             Some(last) if last.0 == b => last.1 += n,
             _ => used.push((b, n)),
@@ -529,18 +529,11 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     // precision by entropy estimate, as for HUFF
     let log2 = Log2::get();
     let mut best: Option<(f64, u32, u64)> = None;
-    let mut merged: Vec<(u32, u32)> = Vec::new();
+    let (span, extras) = push_levels(&mut used, top_m);
+    let level = |m: u32| &used[span[m as usize].0..span[m as usize].1];
     for m in 0..=top_m {
-        merged.clear();
-        let mut extra = run_extra;
-        for &(s, n) in &used {
-            let (b, e) = bin_of(bin_base(s, top_m).0, m);
-            extra += e as u64 * n as u64;
-            match merged.last_mut() {
-                Some(last) if last.0 == b => last.1 += n,
-                _ => merged.push((b, n)),
-            }
-        }
+        let merged = level(m);
+        let extra = run_extra + extras[m as usize];
         let lt = log2.of(nt);
         let h: f64 = merged
             .iter()
@@ -554,14 +547,7 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
         }
     }
     let (_, m, extra) = best.expect("at least one precision");
-    merged.clear();
-    for &(s, n) in &used {
-        let (b, _) = bin_of(bin_base(s, top_m).0, m);
-        match merged.last_mut() {
-            Some(last) if last.0 == b => last.1 += n,
-            _ => merged.push((b, n)),
-        }
-    }
+    let merged = level(m);
     let base = alphabet(m) as u32;
     let mut syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
     let mut counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
@@ -752,31 +738,7 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
     let mut flat = Reused::take(&LEVELS);
     flat.extend_from_slice(&st.used);
-    let mut span = [(0usize, 0usize); MAX_M as usize + 1];
-    let mut extras = [0u64; MAX_M as usize + 1];
-    span[top_m as usize] = (0, flat.len());
-    for m in (0..=top_m).rev() {
-        if m < top_m {
-            let (a, b) = span[m as usize + 1];
-            let start = flat.len();
-            for i in a..b {
-                let (s, cnt) = flat[i];
-                let bin = coarser_bin(s, m);
-                if flat.len() > start && flat[flat.len() - 1].0 == bin {
-                    let last = flat.len() - 1;
-                    flat[last].1 += cnt;
-                } else {
-                    flat.push((bin, cnt));
-                }
-            }
-            span[m as usize] = (start, flat.len());
-        }
-        let (a, b) = span[m as usize];
-        extras[m as usize] = flat[a..b]
-            .iter()
-            .map(|&(bin, cnt)| bin_base(bin, m).1 as u64 * cnt as u64)
-            .sum();
-    }
+    let (span, extras) = push_levels(&mut flat, top_m);
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
     let mut ests = [(0.0f64, 0u32); MAX_M as usize + 1];
     let lk = log2.of(k as u32);
@@ -838,6 +800,45 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
         },
         table,
     }))
+}
+
+/// Bins at every precision below `top_m`, for the bins at `top_m` that `flat` holds
+/// (increasing, with their counts): appends each coarser level, built from the next finer
+/// one (bins nest). Returns where each level lies in `flat` and the extra bits it costs.
+#[allow(clippy::type_complexity)]
+fn push_levels(
+    flat: &mut Vec<(u32, u32)>,
+    top_m: u32,
+) -> (
+    [(usize, usize); MAX_M as usize + 1],
+    [u64; MAX_M as usize + 1],
+) {
+    let mut span = [(0usize, 0usize); MAX_M as usize + 1];
+    let mut extras = [0u64; MAX_M as usize + 1];
+    span[top_m as usize] = (0, flat.len());
+    for m in (0..=top_m).rev() {
+        if m < top_m {
+            let (a, b) = span[m as usize + 1];
+            let start = flat.len();
+            for i in a..b {
+                let (s, cnt) = flat[i];
+                let bin = coarser_bin(s, m);
+                if flat.len() > start && flat[flat.len() - 1].0 == bin {
+                    let last = flat.len() - 1;
+                    flat[last].1 += cnt;
+                } else {
+                    flat.push((bin, cnt));
+                }
+            }
+            span[m as usize] = (start, flat.len());
+        }
+        let (a, b) = span[m as usize];
+        extras[m as usize] = flat[a..b]
+            .iter()
+            .map(|&(bin, cnt)| bin_base(bin, m).1 as u64 * cnt as u64)
+            .sum();
+    }
+    (span, extras)
 }
 
 /// Writes a HUFF payload planned by `plan_basic`.

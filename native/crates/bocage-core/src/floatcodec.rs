@@ -324,16 +324,8 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
 /// RUNS, or `None` when it would take `budget` bytes or more.
 #[inline]
 fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
-    let mut dict: Vec<u64> = Vec::with_capacity(runs);
-    dict.push(v[0].to_bits());
-    dict.extend(
-        v.windows(2)
-            .filter(|w| w[0].to_bits() != w[1].to_bits())
-            .map(|w| w[1].to_bits()),
-    );
-    dict.sort_unstable_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
-    dict.dedup();
-    let mut idx = Vec::with_capacity(runs);
+    // the value of each run as its `total_cmp` key, and its length
+    let mut keys: Vec<i64> = Vec::with_capacity(runs);
     let mut lens = Vec::with_capacity(runs);
     let mut i = 0;
     while i < v.len() {
@@ -342,14 +334,22 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         while j < v.len() && v[j].to_bits() == b {
             j += 1;
         }
-        let k = dict
-            .binary_search_by(|d| f64::from_bits(*d).total_cmp(&f64::from_bits(b)))
-            .unwrap_or(0);
-        idx.push(k as i64);
+        keys.push(total_key(b));
         lens.push((j - i) as i64);
         i = j;
     }
-    let dvals: Vec<f64> = dict.iter().map(|&b| f64::from_bits(b)).collect();
+    // the distinct values in `total_cmp` order (distinct bit patterns have distinct keys)
+    let mut dict = keys.clone();
+    dict.sort_unstable();
+    dict.dedup();
+    let idx: Vec<i64> = keys
+        .iter()
+        .map(|k| dict.binary_search(k).unwrap_or(0) as i64)
+        .collect();
+    let dvals: Vec<f64> = dict
+        .iter()
+        .map(|&k| f64::from_bits(total_key(k as u64) as u64))
+        .collect();
     let mut out = Vec::with_capacity(runs * 2 + 16);
     out.push(F_RUNS);
     put_varint(&mut out, runs as u64);
@@ -372,6 +372,14 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         return None;
     }
     (out.len() < budget).then_some(out)
+}
+
+/// `f64::total_cmp` orders values as this signed key of their bit patterns orders them (the
+/// same transformation); it is its own inverse (as a bit pattern).
+#[inline]
+fn total_key(bits: u64) -> i64 {
+    let x = bits as i64;
+    x ^ (((x >> 63) as u64) >> 1) as i64
 }
 
 /// Powers of ten by DECK exponent, 1 from `K_RAW` on (a placeholder: those values are raw
@@ -575,6 +583,35 @@ mod tests {
             .to_bits()
             .eq(&v.to_bits())
             .then_some(m)
+    }
+
+    #[test]
+    fn total_key_orders_as_total_cmp() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut vals: Vec<u64> = [0.0f64, -0.0, 1.5, -1.5, f64::INFINITY, f64::NEG_INFINITY]
+            .iter()
+            .map(|v| v.to_bits())
+            .chain([
+                f64::NAN.to_bits(),
+                0x7ff0_0000_0000_0001,
+                0xfff8_0000_0000_0000,
+                1,
+                1 << 63,
+            ])
+            .collect();
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x);
+        }
+        for &a in &vals {
+            assert_eq!(total_key(total_key(a) as u64) as u64, a);
+            for &b in vals.iter().take(200) {
+                let (fa, fb) = (f64::from_bits(a), f64::from_bits(b));
+                assert_eq!(total_key(a).cmp(&total_key(b)), fa.total_cmp(&fb));
+            }
+        }
     }
 
     #[test]

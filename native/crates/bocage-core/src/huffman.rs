@@ -51,6 +51,8 @@ pub fn code_lengths_limited(counts: impl ExactSizeIterator<Item = u32>, max_len:
     })
 }
 
+/// Working space of `code_lengths_limited`. The node arrays keep their length between calls
+/// (resizing only fills the new entries): every entry read is written first.
 #[derive(Default)]
 struct Scratch {
     /// used symbols, increasing
@@ -59,8 +61,6 @@ struct Scratch {
     scaled: Vec<u64>,
     /// (weight << 32 | position) of the leaves, sorted
     keys: Vec<u64>,
-    /// leaf positions sorted by (weight, position)
-    order: Vec<u32>,
     weight: Vec<u64>,
     parent: Vec<u32>,
     depth: Vec<u8>,
@@ -72,28 +72,34 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Plain Huffman code lengths of the positive weights `sc.scaled` into `sc.leaf_depth`
-/// (two-queue method on the weights sorted stably, i.e. by (weight, position)).
+/// Plain Huffman code lengths of the positive weights `sc.scaled` (two of them at least) into
+/// `sc.leaf_depth` (two-queue method on the weights sorted stably, i.e. by (weight,
+/// position)).
 fn huffman_depths(sc: &mut Scratch) {
     let n = sc.scaled.len();
-    let w = &sc.scaled;
+    let nodes = 2 * n - 1;
     // sort by (weight, position) as one u64 key: weights come from u32 counts (halving only
     // lowers them), positions are below 2^32
     sc.keys.clear();
-    sc.keys
-        .extend(w.iter().enumerate().map(|(i, &x)| (x << 32) | i as u64));
+    sc.keys.extend(
+        sc.scaled
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x << 32) | i as u64),
+    );
     sc.keys.sort_unstable();
-    sc.order.clear();
-    sc.order.extend(sc.keys.iter().map(|&k| k as u32));
-    sc.weight.clear();
-    sc.weight.extend(sc.keys.iter().map(|&k| k >> 32));
-    sc.weight.resize(2 * n - 1, 0);
-    sc.parent.clear();
-    sc.parent.resize(2 * n - 1, 0);
-    let weight = &mut sc.weight;
-    let parent = &mut sc.parent;
+    // nodes: leaves 0..n (sorted), internal n..nodes
+    sc.weight.resize(nodes, 0);
+    sc.parent.resize(nodes, 0);
+    sc.depth.resize(nodes, 0);
+    sc.leaf_depth.resize(n, 0);
+    let weight = &mut sc.weight[..nodes];
+    let parent = &mut sc.parent[..nodes];
+    for (w, &k) in weight.iter_mut().zip(&sc.keys) {
+        *w = k >> 32;
+    }
     let (mut leaf, mut inner, mut next) = (0usize, n, n);
-    while next < 2 * n - 1 {
+    while next < nodes {
         let mut pick = || {
             if leaf < n && (inner >= next || weight[leaf] <= weight[inner]) {
                 leaf += 1;
@@ -110,15 +116,13 @@ fn huffman_depths(sc: &mut Scratch) {
         parent[b] = next as u32;
         next += 1;
     }
-    sc.depth.clear();
-    sc.depth.resize(2 * n - 1, 0);
-    for i in (0..2 * n - 2).rev() {
-        sc.depth[i] = sc.depth[parent[i] as usize].saturating_add(1);
+    let depth = &mut sc.depth[..nodes];
+    depth[nodes - 1] = 0;
+    for i in (0..nodes - 1).rev() {
+        depth[i] = depth[parent[i] as usize].saturating_add(1);
     }
-    sc.leaf_depth.clear();
-    sc.leaf_depth.resize(n, 0);
-    for (k, &i) in sc.order.iter().enumerate() {
-        sc.leaf_depth[i as usize] = sc.depth[k];
+    for (&k, &d) in sc.keys.iter().zip(depth.iter()) {
+        sc.leaf_depth[k as u32 as usize] = d;
     }
 }
 

@@ -893,49 +893,49 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let mut lut = take_lut((syms[syms.len() - 1] - first) as usize + 1);
     huffman::for_each_code(&p.lens, |i, code| lut[(syms[i] - first) as usize] = code);
     let m = p.m;
-    let code_of = |x: i64| {
+    // (a function, not a closure, to be inlined at every use)
+    #[inline(always)]
+    fn put_value(bw: &mut BitWriter, x: i64, c: i64, m: u32, first: u32, lut: &[(u32, u8)]) {
         let z = zigzag(x.wrapping_sub(c));
         let (b, e) = bin_of(z, m);
         let (code, l) = lut[(b - first) as usize];
-        (code as u64, l as u32, z, e)
-    };
+        let (code, l) = (code as u64, l as u32);
+        if l + e <= 57 {
+            bw.write_small(code | ((z & ((1u64 << e) - 1)) << l), l + e);
+        } else {
+            bw.write(code, l);
+            bw.write(z, e);
+        }
+    }
+    let put = |bw: &mut BitWriter, x: i64| put_value(bw, x, c, m, first, &lut);
     if ns == 1 {
         // one stream: straight into `out`
         let mut bw = BitWriter::new(std::mem::take(out));
         bw.reserve(p.size.hi);
         for &x in r {
-            let (code, l, z, e) = code_of(x);
-            if l + e <= 57 {
-                bw.write_small(code | ((z & ((1u64 << e) - 1)) << l), l + e);
-            } else {
-                bw.write(code, l);
-                bw.write(z, e);
-            }
+            put(&mut bw, x);
         }
         *out = bw.finish();
         LUT.set(lut);
         return;
     }
-    let mut writers: Vec<BitWriter> = (0..ns)
-        .map(|_| BitWriter::new(Vec::with_capacity(p.size.hi / ns + 16)))
-        .collect();
-    for chunk in r.chunks(ns) {
-        for (bw, &x) in writers.iter_mut().zip(chunk) {
-            let z = zigzag(x.wrapping_sub(c));
-            let (b, e) = bin_of(z, m);
-            let (code, l) = lut[(b - first) as usize];
-            let l = l as u32;
-            if l + e <= 57 {
-                let extra = z & ((1u64 << e) - 1);
-                bw.write_small((code as u64) | (extra << l), l + e);
-            } else {
-                bw.write(code as u64, l);
-                bw.write(z, e);
-            }
-        }
+    // four streams, value `i` in stream `i % 4` (each stream its own writer in the loop)
+    debug_assert_eq!(ns, 4);
+    let mut writers: [BitWriter; 4] =
+        std::array::from_fn(|_| BitWriter::new(Vec::with_capacity(p.size.hi / 4 + 16)));
+    let mut quads = r.chunks_exact(4);
+    for q in &mut quads {
+        let [w0, w1, w2, w3] = &mut writers;
+        put(w0, q[0]);
+        put(w1, q[1]);
+        put(w2, q[2]);
+        put(w3, q[3]);
+    }
+    for (bw, &x) in writers.iter_mut().zip(quads.remainder()) {
+        put(bw, x);
     }
     LUT.set(lut);
-    finish_streams(writers, out);
+    finish_streams(Vec::from(writers), out);
 }
 
 #[allow(clippy::too_many_arguments)]

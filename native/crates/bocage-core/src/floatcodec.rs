@@ -338,14 +338,7 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         lens.push((j - i) as i64);
         i = j;
     }
-    // the distinct values in `total_cmp` order (distinct bit patterns have distinct keys)
-    let mut dict = keys.clone();
-    dict.sort_unstable();
-    dict.dedup();
-    let idx: Vec<i64> = keys
-        .iter()
-        .map(|k| dict.binary_search(k).unwrap_or(0) as i64)
-        .collect();
+    let (dict, idx) = dictionary(&keys);
     let dvals: Vec<f64> = dict
         .iter()
         .map(|&k| f64::from_bits(total_key(k as u64) as u64))
@@ -372,6 +365,59 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         return None;
     }
     (out.len() < budget).then_some(out)
+}
+
+/// The distinct keys in increasing order (for values: `total_cmp` order; distinct bit
+/// patterns have distinct keys) and the rank of each key among them. Few keys are sorted and
+/// searched; many are put in a hash table (open addressing, at most half full), so that only
+/// the distinct ones are sorted, and their ranks are read back from the table.
+fn dictionary(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    const EMPTY: u32 = u32::MAX;
+    if keys.len() < 48 {
+        let mut dict = keys.to_vec();
+        dict.sort_unstable();
+        dict.dedup();
+        let idx = keys
+            .iter()
+            .map(|k| dict.binary_search(k).unwrap_or(0) as i64)
+            .collect();
+        return (dict, idx);
+    }
+    let cap = (2 * keys.len()).next_power_of_two().max(16);
+    let shift = 64 - cap.trailing_zeros();
+    let home = |k: i64| ((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
+    let mut slot_key = vec![0i64; cap];
+    let mut slot_rank = vec![EMPTY; cap];
+    let mut slot_of = Vec::with_capacity(keys.len());
+    let mut dict = Vec::new();
+    for &k in keys {
+        let mut h = home(k);
+        loop {
+            if slot_rank[h] == EMPTY {
+                (slot_key[h], slot_rank[h]) = (k, 0);
+                dict.push(k);
+                break;
+            }
+            if slot_key[h] == k {
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        slot_of.push(h as u32);
+    }
+    dict.sort_unstable();
+    for (rank, &k) in dict.iter().enumerate() {
+        let mut h = home(k);
+        while slot_key[h] != k || slot_rank[h] == EMPTY {
+            h = (h + 1) & (cap - 1);
+        }
+        slot_rank[h] = rank as u32;
+    }
+    let idx = slot_of
+        .iter()
+        .map(|&h| slot_rank[h as usize] as i64)
+        .collect();
+    (dict, idx)
 }
 
 /// `f64::total_cmp` orders values as this signed key of their bit patterns orders them (the
@@ -583,6 +629,38 @@ mod tests {
             .to_bits()
             .eq(&v.to_bits())
             .then_some(m)
+    }
+
+    #[test]
+    fn dictionary_ranks_match_sorting() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        for round in 0..300 {
+            let n = [(x % 3000) as usize, (x % 60) as usize][round % 2];
+            let spread = 1 + (x >> 20) % 500;
+            let keys: Vec<i64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if spread > 400 {
+                        x as i64
+                    } else {
+                        (x % spread) as i64 * 0x10_0000_0000 - 7
+                    }
+                })
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let (dict, idx) = dictionary(&keys);
+            assert_eq!(dict, sorted, "round {round}");
+            for (k, i) in keys.iter().zip(&idx) {
+                assert_eq!(sorted.binary_search(k).unwrap() as i64, *i, "round {round}");
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
     }
 
     #[test]

@@ -860,14 +860,18 @@ fn push_levels(
         if m < top_m {
             let (a, b) = span[m as usize + 1];
             let start = flat.len();
+            flat.reserve(b - a);
+            // bins stay increasing: each merges into the last one pushed or starts anew
+            let mut prev = u32::MAX;
             for i in a..b {
                 let (s, cnt) = flat[i];
                 let bin = coarser_bin(s, m);
-                if flat.len() > start && flat[flat.len() - 1].0 == bin {
+                if bin == prev {
                     let last = flat.len() - 1;
                     flat[last].1 += cnt;
                 } else {
                     flat.push((bin, cnt));
+                    prev = bin;
                 }
             }
             span[m as usize] = (start, flat.len());

@@ -177,11 +177,16 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     };
     // Decimals: pick the exponent from a sample.
     let step = (n / 16).max(1);
-    let mut ks: Vec<usize> = v
-        .iter()
-        .step_by(step)
-        .filter_map(|&x| min_exponent(x).map(|p| p.0))
-        .collect();
+    // (at most 31 samples: all of fewer than 32 values, else under 2 n / (n / 16))
+    let mut kbuf = [0usize; 32];
+    let mut nk = 0;
+    for &x in v.iter().step_by(step) {
+        if let Some((k, _)) = min_exponent(x) {
+            kbuf[nk] = k;
+            nk += 1;
+        }
+    }
+    let ks = &mut kbuf[..nk];
     let sampled = n.div_ceil(step);
     if ks.len() * 4 >= sampled * 3 {
         ks.sort_unstable();

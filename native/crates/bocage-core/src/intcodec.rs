@@ -201,14 +201,14 @@ fn choose_order(v: &[i64]) -> usize {
     let m1 = v[mid].wrapping_sub(v[mid - 1]);
     let m2 = m1.wrapping_sub(v[mid - 1].wrapping_sub(v[mid - 2]));
     let mut cost = [0u64, 4, 8];
-    let mut i = 2;
-    while i < n {
-        let d1 = v[i].wrapping_sub(v[i - 1]);
-        let d2 = d1.wrapping_sub(v[i - 1].wrapping_sub(v[i - 2]));
-        cost[0] += bitlen(zigzag(v[i].wrapping_sub(m0))) as u64;
+    // positions 2, 2 + step, ... below n, each with the two before it
+    for w in v.windows(3).step_by(step) {
+        let &[a, b, x] = w else { unreachable!() };
+        let d1 = x.wrapping_sub(b);
+        let d2 = d1.wrapping_sub(b.wrapping_sub(a));
+        cost[0] += bitlen(zigzag(x.wrapping_sub(m0))) as u64;
         cost[1] += bitlen(zigzag(d1.wrapping_sub(m1))) as u64;
         cost[2] += bitlen(zigzag(d2.wrapping_sub(m2))) as u64;
-        i += step;
     }
     let mut best = 0;
     for d in 1..3 {

@@ -856,31 +856,39 @@ fn push_levels(
     let mut span = [(0usize, 0usize); MAX_M as usize + 1];
     let mut extras = [0u64; MAX_M as usize + 1];
     span[top_m as usize] = (0, flat.len());
-    for m in (0..=top_m).rev() {
-        if m < top_m {
-            let (a, b) = span[m as usize + 1];
-            let start = flat.len();
-            flat.reserve(b - a);
-            // bins stay increasing: each merges into the last one pushed or starts anew
-            let mut prev = u32::MAX;
-            for i in a..b {
-                let (s, cnt) = flat[i];
-                let bin = coarser_bin(s, m);
-                if bin == prev {
-                    let last = flat.len() - 1;
-                    flat[last].1 += cnt;
-                } else {
-                    flat.push((bin, cnt));
-                    prev = bin;
-                }
-            }
-            span[m as usize] = (start, flat.len());
+    extras[top_m as usize] = flat
+        .iter()
+        .map(|&(bin, cnt)| bin_base(bin, top_m).1 as u64 * cnt as u64)
+        .sum();
+    for m in (0..top_m).rev() {
+        let (a, b) = span[m as usize + 1];
+        // A bin from 2^(m+1) on costs one extra bit more at precision m than its part at
+        // m + 1 (the values below are their own bins at both).
+        if a == b || flat[b - 1].0 < 2 << m {
+            // (none, or) every bin is a single value, at m as at m + 1
+            span[m as usize] = (a, b);
+            extras[m as usize] = extras[m as usize + 1];
+            continue;
         }
-        let (a, b) = span[m as usize];
-        extras[m as usize] = flat[a..b]
-            .iter()
-            .map(|&(bin, cnt)| bin_base(bin, m).1 as u64 * cnt as u64)
-            .sum();
+        let start = flat.len();
+        flat.reserve(b - a);
+        // bins stay increasing: each merges into the last one pushed or starts anew
+        let mut prev = u32::MAX;
+        let mut more = 0u64;
+        for i in a..b {
+            let (s, cnt) = flat[i];
+            let bin = coarser_bin(s, m);
+            more += if s >= 2 << m { cnt as u64 } else { 0 };
+            if bin == prev {
+                let last = flat.len() - 1;
+                flat[last].1 += cnt;
+            } else {
+                flat.push((bin, cnt));
+                prev = bin;
+            }
+        }
+        span[m as usize] = (start, flat.len());
+        extras[m as usize] = extras[m as usize + 1] + more;
     }
     (span, extras)
 }
@@ -1950,6 +1958,42 @@ mod tests {
             let mut sorted = v.clone();
             sorted.sort_unstable();
             assert_eq!(median_of(&mut v), sorted[n / 2], "round {round}");
+        }
+    }
+
+    #[test]
+    fn levels_match_direct_binning() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        for round in 0..500 {
+            let top_m = (round % (MAX_M as usize + 1)) as u32;
+            let mut zs: Vec<u64> = (0..1 + round % 300)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x >> (x % 64)
+                })
+                .collect();
+            zs.sort_unstable();
+            let bins = |m: u32| {
+                let mut v: Vec<(u32, u32)> = Vec::new();
+                for &z in &zs {
+                    let b = bin_of(z, m).0;
+                    match v.last_mut() {
+                        Some(l) if l.0 == b => l.1 += 1,
+                        _ => v.push((b, 1)),
+                    }
+                }
+                v
+            };
+            let mut flat = bins(top_m);
+            let (span, extras) = push_levels(&mut flat, top_m);
+            for m in 0..=top_m {
+                let (a, b) = span[m as usize];
+                assert_eq!(flat[a..b], bins(m)[..], "round {round} m {m}");
+                let e: u64 = zs.iter().map(|&z| bin_of(z, m).1 as u64).sum();
+                assert_eq!(extras[m as usize], e, "round {round} m {m}");
+            }
         }
     }
 

@@ -393,21 +393,25 @@ fn stats(r: &[i64]) -> Stats {
     let top_m = top_precision(k);
     let mut hist = take_hist(alphabet(top_m));
     let (mut lo, mut hi) = (r[0], r[0]);
-    let mut exceptions = 0usize;
     let mut run_starts = 0usize;
     let mut prev_on = false;
-    let mut top_bin = 0u32;
     for &x in r {
         lo = lo.min(x);
         hi = hi.max(x);
         let on = x == c;
-        exceptions += (!on) as usize;
         run_starts += (on && !prev_on) as usize;
         prev_on = on;
         let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
-        top_bin = top_bin.max(b);
         hist[b as usize] += 1;
     }
+    // bin 0 holds exactly the centre
+    let exceptions = k - hist[0] as usize;
+    // The last used bin is that of `lo` or `hi`: bins grow with `zigzag(x - c)`, which (without
+    // overflow) only grows away from the centre. With overflow, all bins are looked at.
+    let top_bin = match (lo.checked_sub(c), hi.checked_sub(c)) {
+        (Some(a), Some(b)) => bin_of(zigzag(a), top_m).0.max(bin_of(zigzag(b), top_m).0),
+        _ => alphabet(top_m) as u32 - 1,
+    };
     let used = drain_hist(hist, top_bin);
     Stats {
         c,

@@ -379,7 +379,7 @@ struct Stats {
     hi: i64,
     /// residuals other than the centre
     exceptions: usize,
-    /// maximal runs of the centre
+    /// maximal runs of the centre (counted from `RHUFF_MIN` residuals on, else 0)
     run_starts: usize,
     /// precision of `used`
     top_m: u32,
@@ -387,7 +387,21 @@ struct Stats {
     used: Reused<(u32, u32)>,
 }
 
+/// Columns from this many residuals on may be coded by RHUFF.
+const RHUFF_MIN: usize = 1024;
+
 fn stats(r: &[i64]) -> Stats {
+    if r.len() >= RHUFF_MIN {
+        stats_with::<true>(r)
+    } else {
+        stats_with::<false>(r)
+    }
+}
+
+/// `stats`; the runs of the centre (which only RHUFF needs) are counted with `RUNS`, else
+/// `run_starts` is 0.
+#[inline(always)]
+fn stats_with<const RUNS: bool>(r: &[i64]) -> Stats {
     let k = r.len();
     let c = centre(r);
     let top_m = top_precision(k);
@@ -398,9 +412,11 @@ fn stats(r: &[i64]) -> Stats {
     for &x in r {
         lo = lo.min(x);
         hi = hi.max(x);
-        let on = x == c;
-        run_starts += (on && !prev_on) as usize;
-        prev_on = on;
+        if RUNS {
+            let on = x == c;
+            run_starts += (on && !prev_on) as usize;
+            prev_on = on;
+        }
         let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
         hist[b as usize] += 1;
     }
@@ -456,7 +472,7 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     // RHUFF (runs of the centre are one token) pays for its larger table on long columns only
     // (short ones have SPARSE), and only when many residuals sit on the centre in long runs
     // (a lone centre value already costs HUFF about a bit).
-    let rhuff_tokens = (k >= 1024 && on_centre * 3 >= k && on_centre >= 4 * st.run_starts)
+    let rhuff_tokens = (k >= RHUFF_MIN && on_centre * 3 >= k && on_centre >= 4 * st.run_starts)
         .then_some(st.exceptions + st.run_starts);
     // every RHUFF token takes a bit at least, after the centre, the precision and the table
     let rhuff_min = rhuff_tokens.map_or(usize::MAX, |t| 3 + t.div_ceil(8));
@@ -1777,7 +1793,7 @@ mod tests {
                     r.push((rnd() % spread) as i64 - (spread / 2) as i64);
                 }
             }
-            let st = stats(&r);
+            let st = stats_with::<true>(&r);
             if st.lo == st.hi {
                 continue;
             }

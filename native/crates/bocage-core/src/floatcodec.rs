@@ -37,6 +37,14 @@ const POW10: [f64; MAX_E + 1] = [
 /// The mantissa of `v` at exponent `e`, if `(m as f64) / 10^e` gives `v` back bit for bit.
 #[inline]
 fn mantissa(v: f64, e: usize) -> Option<i64> {
+    mantissa_with::<true>(v, e)
+}
+
+/// `mantissa`; with `EARLY`, most failures are found before the division (for searches,
+/// where most exponents fail), without it every answer takes the division (for a column of
+/// values known to be mostly decimals at `e`). The answer is the same.
+#[inline(always)]
+fn mantissa_with<const EARLY: bool>(v: f64, e: usize) -> Option<i64> {
     let p = v * POW10[e];
     let m = round_fast(p);
     // also refuses NaN
@@ -47,7 +55,7 @@ fn mantissa(v: f64, e: usize) -> Option<i64> {
     // to `v`, then `|m - v 10^e| <= |v| 10^e 2^-53` and the product `p` is within
     // `|p| 2^-53` of `v 10^e`, so `|m - p| <= |p| 2^-51` at most (2^-44 leaves a wide margin).
     // Zero and subnormal products fail this test exactly when the full check fails too.
-    if (m - p).abs() > p.abs() * (1.0 / 17592186044416.0) {
+    if EARLY && (m - p).abs() > p.abs() * (1.0 / 17592186044416.0) {
         return None;
     }
     let m = m as i64;
@@ -177,11 +185,16 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     };
     // Decimals: pick the exponent from a sample.
     let step = (n / 16).max(1);
-    let mut ks: Vec<usize> = v
-        .iter()
-        .step_by(step)
-        .filter_map(|&x| min_exponent(x).map(|p| p.0))
-        .collect();
+    // (at most 31 samples: all of fewer than 32 values, else under 2 n / (n / 16))
+    let mut kbuf = [0usize; 32];
+    let mut nk = 0;
+    for &x in v.iter().step_by(step) {
+        if let Some((k, _)) = min_exponent(x) {
+            kbuf[nk] = k;
+            nk += 1;
+        }
+    }
+    let ks = &mut kbuf[..nk];
     let sampled = n.div_ceil(step);
     if ks.len() * 4 >= sampled * 3 {
         ks.sort_unstable();
@@ -248,7 +261,8 @@ fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
     let mut exc: Vec<(usize, u64)> = Vec::new();
     let mut prev = 0i64;
     for (i, &x) in v.iter().enumerate() {
-        match mantissa(x, e) {
+        // (exceptions are rare here: no early exit)
+        match mantissa_with::<false>(x, e) {
             Some(m) => {
                 ms.push(m);
                 prev = m;
@@ -324,16 +338,8 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
 /// RUNS, or `None` when it would take `budget` bytes or more.
 #[inline]
 fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
-    let mut dict: Vec<u64> = Vec::with_capacity(runs);
-    dict.push(v[0].to_bits());
-    dict.extend(
-        v.windows(2)
-            .filter(|w| w[0].to_bits() != w[1].to_bits())
-            .map(|w| w[1].to_bits()),
-    );
-    dict.sort_unstable_by(|a, b| f64::from_bits(*a).total_cmp(&f64::from_bits(*b)));
-    dict.dedup();
-    let mut idx = Vec::with_capacity(runs);
+    // the value of each run as its `total_cmp` key, and its length
+    let mut keys: Vec<i64> = Vec::with_capacity(runs);
     let mut lens = Vec::with_capacity(runs);
     let mut i = 0;
     while i < v.len() {
@@ -342,14 +348,15 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         while j < v.len() && v[j].to_bits() == b {
             j += 1;
         }
-        let k = dict
-            .binary_search_by(|d| f64::from_bits(*d).total_cmp(&f64::from_bits(b)))
-            .unwrap_or(0);
-        idx.push(k as i64);
+        keys.push(total_key(b));
         lens.push((j - i) as i64);
         i = j;
     }
-    let dvals: Vec<f64> = dict.iter().map(|&b| f64::from_bits(b)).collect();
+    let (dict, idx) = dictionary(&keys);
+    let dvals: Vec<f64> = dict
+        .iter()
+        .map(|&k| f64::from_bits(total_key(k as u64) as u64))
+        .collect();
     let mut out = Vec::with_capacity(runs * 2 + 16);
     out.push(F_RUNS);
     put_varint(&mut out, runs as u64);
@@ -372,6 +379,67 @@ fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
         return None;
     }
     (out.len() < budget).then_some(out)
+}
+
+/// The distinct keys in increasing order (for values: `total_cmp` order; distinct bit
+/// patterns have distinct keys) and the rank of each key among them. Few keys are sorted and
+/// searched; many are put in a hash table (open addressing, at most half full), so that only
+/// the distinct ones are sorted, and their ranks are read back from the table.
+fn dictionary(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    const EMPTY: u32 = u32::MAX;
+    if keys.len() < 48 {
+        let mut dict = keys.to_vec();
+        dict.sort_unstable();
+        dict.dedup();
+        let idx = keys
+            .iter()
+            .map(|k| dict.binary_search(k).unwrap_or(0) as i64)
+            .collect();
+        return (dict, idx);
+    }
+    let cap = (2 * keys.len()).next_power_of_two().max(16);
+    let shift = 64 - cap.trailing_zeros();
+    let home = |k: i64| ((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
+    let mut slot_key = vec![0i64; cap];
+    let mut slot_rank = vec![EMPTY; cap];
+    let mut slot_of = Vec::with_capacity(keys.len());
+    let mut dict = Vec::new();
+    for &k in keys {
+        let mut h = home(k);
+        loop {
+            if slot_rank[h] == EMPTY {
+                (slot_key[h], slot_rank[h]) = (k, 0);
+                dict.push(k);
+                break;
+            }
+            if slot_key[h] == k {
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        slot_of.push(h as u32);
+    }
+    dict.sort_unstable();
+    for (rank, &k) in dict.iter().enumerate() {
+        let mut h = home(k);
+        while slot_key[h] != k || slot_rank[h] == EMPTY {
+            h = (h + 1) & (cap - 1);
+        }
+        slot_rank[h] = rank as u32;
+    }
+    let idx = slot_of
+        .iter()
+        .map(|&h| slot_rank[h as usize] as i64)
+        .collect();
+    (dict, idx)
+}
+
+/// `f64::total_cmp` orders values as this signed key of their bit patterns orders them (the
+/// same transformation); it is its own inverse (as a bit pattern).
+#[inline]
+fn total_key(bits: u64) -> i64 {
+    let x = bits as i64;
+    x ^ (((x >> 63) as u64) >> 1) as i64
 }
 
 /// Powers of ten by DECK exponent, 1 from `K_RAW` on (a placeholder: those values are raw
@@ -578,6 +646,67 @@ mod tests {
     }
 
     #[test]
+    fn dictionary_ranks_match_sorting() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        for round in 0..300 {
+            let n = [(x % 3000) as usize, (x % 60) as usize][round % 2];
+            let spread = 1 + (x >> 20) % 500;
+            let keys: Vec<i64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if spread > 400 {
+                        x as i64
+                    } else {
+                        (x % spread) as i64 * 0x10_0000_0000 - 7
+                    }
+                })
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let (dict, idx) = dictionary(&keys);
+            assert_eq!(dict, sorted, "round {round}");
+            for (k, i) in keys.iter().zip(&idx) {
+                assert_eq!(sorted.binary_search(k).unwrap() as i64, *i, "round {round}");
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+    }
+
+    #[test]
+    fn total_key_orders_as_total_cmp() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut vals: Vec<u64> = [0.0f64, -0.0, 1.5, -1.5, f64::INFINITY, f64::NEG_INFINITY]
+            .iter()
+            .map(|v| v.to_bits())
+            .chain([
+                f64::NAN.to_bits(),
+                0x7ff0_0000_0000_0001,
+                0xfff8_0000_0000_0000,
+                1,
+                1 << 63,
+            ])
+            .collect();
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x);
+        }
+        for &a in &vals {
+            assert_eq!(total_key(total_key(a) as u64) as u64, a);
+            for &b in vals.iter().take(200) {
+                let (fa, fb) = (f64::from_bits(a), f64::from_bits(b));
+                assert_eq!(total_key(a).cmp(&total_key(b)), fa.total_cmp(&fb));
+            }
+        }
+    }
+
+    #[test]
     fn mantissa_early_exit_changes_nothing() {
         let mut x = 0x9e3779b97f4a7c15u64;
         let mut rnd = move || {
@@ -620,6 +749,7 @@ mod tests {
         for &v in &values {
             for e in 0..=MAX_E {
                 assert_eq!(mantissa(v, e), mantissa_reference(v, e), "{v:e} at {e}");
+                assert_eq!(mantissa_with::<false>(v, e), mantissa_reference(v, e));
             }
         }
     }

@@ -9,32 +9,33 @@ pub const MAX_CODE_LEN: u32 = 12;
 /// Code lengths (0 = unused) for `counts`, none longer than `MAX_CODE_LEN`. A single used
 /// symbol gets length 0 (it costs no bits at all).
 pub fn code_lengths(counts: &[u32]) -> Vec<u8> {
-    code_lengths_limited(counts, MAX_CODE_LEN)
+    code_lengths_limited(counts.iter().copied(), MAX_CODE_LEN)
 }
 
 /// Like `code_lengths`, none longer than `max_len` (raised if needed to fit the symbols).
 /// While the plain Huffman code is too deep, the counts are halved (keeping them >= 1) and
 /// the code rebuilt. Works in a per-thread scratch space: encoders call this for every
-/// column, and short columns should not pay for a handful of allocations each time.
-pub fn code_lengths_limited(counts: &[u32], max_len: u32) -> Vec<u8> {
+/// column, and short columns should not pay for a handful of allocations each time. The
+/// counts come as an iterator so that callers need not gather them into a slice first.
+pub fn code_lengths_limited(counts: impl ExactSizeIterator<Item = u32>, max_len: u32) -> Vec<u8> {
     let mut lens = vec![0u8; counts.len()];
-    let nused = counts.iter().filter(|&&c| c > 0).count();
-    if nused <= 1 {
-        return lens;
-    }
-    let need = 64 - (nused as u64 - 1).leading_zeros();
-    let max_len = max_len.max(need).min(MAX_CODE_LEN);
     SCRATCH.with(|cell| {
         let mut guard = cell.borrow_mut();
         let sc = &mut *guard;
         sc.used.clear();
         sc.scaled.clear();
-        for (i, &c) in counts.iter().enumerate() {
+        for (i, c) in counts.enumerate() {
             if c > 0 {
                 sc.used.push(i as u32);
                 sc.scaled.push(c as u64);
             }
         }
+        let nused = sc.used.len();
+        if nused <= 1 {
+            return lens;
+        }
+        let need = 64 - (nused as u64 - 1).leading_zeros();
+        let max_len = max_len.max(need).min(MAX_CODE_LEN);
         loop {
             huffman_depths(sc);
             if sc.leaf_depth.iter().all(|&x| x as u32 <= max_len) {
@@ -50,6 +51,8 @@ pub fn code_lengths_limited(counts: &[u32], max_len: u32) -> Vec<u8> {
     })
 }
 
+/// Working space of `code_lengths_limited`. The node arrays keep their length between calls
+/// (resizing only fills the new entries): every entry read is written first.
 #[derive(Default)]
 struct Scratch {
     /// used symbols, increasing
@@ -58,8 +61,6 @@ struct Scratch {
     scaled: Vec<u64>,
     /// (weight << 32 | position) of the leaves, sorted
     keys: Vec<u64>,
-    /// leaf positions sorted by (weight, position)
-    order: Vec<u32>,
     weight: Vec<u64>,
     parent: Vec<u32>,
     depth: Vec<u8>,
@@ -71,28 +72,34 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Plain Huffman code lengths of the positive weights `sc.scaled` into `sc.leaf_depth`
-/// (two-queue method on the weights sorted stably, i.e. by (weight, position)).
+/// Plain Huffman code lengths of the positive weights `sc.scaled` (two of them at least) into
+/// `sc.leaf_depth` (two-queue method on the weights sorted stably, i.e. by (weight,
+/// position)).
 fn huffman_depths(sc: &mut Scratch) {
     let n = sc.scaled.len();
-    let w = &sc.scaled;
+    let nodes = 2 * n - 1;
     // sort by (weight, position) as one u64 key: weights come from u32 counts (halving only
     // lowers them), positions are below 2^32
     sc.keys.clear();
-    sc.keys
-        .extend(w.iter().enumerate().map(|(i, &x)| (x << 32) | i as u64));
+    sc.keys.extend(
+        sc.scaled
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x << 32) | i as u64),
+    );
     sc.keys.sort_unstable();
-    sc.order.clear();
-    sc.order.extend(sc.keys.iter().map(|&k| k as u32));
-    sc.weight.clear();
-    sc.weight.extend(sc.keys.iter().map(|&k| k >> 32));
-    sc.weight.resize(2 * n - 1, 0);
-    sc.parent.clear();
-    sc.parent.resize(2 * n - 1, 0);
-    let weight = &mut sc.weight;
-    let parent = &mut sc.parent;
+    // nodes: leaves 0..n (sorted), internal n..nodes
+    sc.weight.resize(nodes, 0);
+    sc.parent.resize(nodes, 0);
+    sc.depth.resize(nodes, 0);
+    sc.leaf_depth.resize(n, 0);
+    let weight = &mut sc.weight[..nodes];
+    let parent = &mut sc.parent[..nodes];
+    for (w, &k) in weight.iter_mut().zip(&sc.keys) {
+        *w = k >> 32;
+    }
     let (mut leaf, mut inner, mut next) = (0usize, n, n);
-    while next < 2 * n - 1 {
+    while next < nodes {
         let mut pick = || {
             if leaf < n && (inner >= next || weight[leaf] <= weight[inner]) {
                 leaf += 1;
@@ -109,15 +116,13 @@ fn huffman_depths(sc: &mut Scratch) {
         parent[b] = next as u32;
         next += 1;
     }
-    sc.depth.clear();
-    sc.depth.resize(2 * n - 1, 0);
-    for i in (0..2 * n - 2).rev() {
-        sc.depth[i] = sc.depth[parent[i] as usize].saturating_add(1);
+    let depth = &mut sc.depth[..nodes];
+    depth[nodes - 1] = 0;
+    for i in (0..nodes - 1).rev() {
+        depth[i] = depth[parent[i] as usize].saturating_add(1);
     }
-    sc.leaf_depth.clear();
-    sc.leaf_depth.resize(n, 0);
-    for (k, &i) in sc.order.iter().enumerate() {
-        sc.leaf_depth[i as usize] = sc.depth[k];
+    for (&k, &d) in sc.keys.iter().zip(depth.iter()) {
+        sc.leaf_depth[k as u32 as usize] = d;
     }
 }
 
@@ -187,6 +192,15 @@ fn huffman_lengths(w: &[u64]) -> Vec<u8> {
 
 /// Canonical codes, bit-reversed for an LSB-first stream. Returns (code, length) per symbol.
 pub fn canonical_codes(lens: &[u8]) -> Vec<(u32, u8)> {
+    let mut codes = Vec::with_capacity(lens.len());
+    for_each_code(lens, |_, code| codes.push(code));
+    codes
+}
+
+/// Calls `f(i, (code, length))` for every symbol `i` in order, with the codes of
+/// `canonical_codes` (encoders put them straight into their lookup tables).
+#[inline]
+pub fn for_each_code(lens: &[u8], mut f: impl FnMut(usize, (u32, u8))) {
     // DEFLATE's construction (RFC 1951 3.2.2): the same codes as sorting by (length, symbol)
     let mut count = [0u32; 33];
     for &l in lens {
@@ -199,26 +213,20 @@ pub fn canonical_codes(lens: &[u8]) -> Vec<(u32, u8)> {
         code = (code + count[bits - 1]) << 1;
         next[bits] = code;
     }
-    lens.iter()
-        .map(|&l| {
-            if l == 0 {
-                (0, 0)
-            } else {
-                let c = next[l as usize];
-                next[l as usize] += 1;
-                (c.reverse_bits() >> (32 - l as u32), l)
-            }
-        })
-        .collect()
+    for (i, &l) in lens.iter().enumerate() {
+        if l == 0 {
+            f(i, (0, 0));
+        } else {
+            let c = next[l as usize];
+            next[l as usize] += 1;
+            f(i, (c.reverse_bits() >> (32 - l as u32), l));
+        }
+    }
 }
 
 /// Cost in bits of coding `counts` with `lens` (not counting the table).
-pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
-    counts
-        .iter()
-        .zip(lens)
-        .map(|(&c, &l)| c as u64 * l as u64)
-        .sum()
+pub fn coded_bits(counts: impl Iterator<Item = u32>, lens: &[u8]) -> u64 {
+    counts.zip(lens).map(|(c, &l)| c as u64 * l as u64).sum()
 }
 
 /// Table: varint(2 * #used symbols + layout), then the used symbols in increasing order:
@@ -227,17 +235,26 @@ pub fn coded_bits(counts: &[u32], lens: &[u8]) -> u64 {
 /// last - first + 1) and a bitmap of `span` bits (LSB-first, bit `i` = symbol `first + i`).
 /// Then the code lengths, two 4-bit lengths a byte (low nibble first). A table of one symbol
 /// has no lengths: that symbol takes 0 bits.
-pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
+pub fn write_table(
+    syms: impl ExactSizeIterator<Item = u32> + Clone,
+    lens: &[u8],
+    out: &mut Vec<u8>,
+) {
     let used = syms.len();
     // the gap listing's size, to compare with the bitmap's before writing either
     let mut gaps_len = 0usize;
     let mut prev: i64 = -1;
-    for &s in syms {
+    let (mut first, mut last) = (0u32, 0u32);
+    for s in syms.clone() {
+        if prev < 0 {
+            first = s;
+        }
+        last = s;
         gaps_len += crate::bytes::varint_len((s as i64 - prev - 1) as u64);
         prev = s as i64;
     }
-    let first = syms[0] as u64;
-    let span = (syms[used - 1] - syms[0]) as u64 + 1;
+    let span = (last - first) as u64 + 1;
+    let first = first as u64;
     let bitmap_len = crate::bytes::varint_len(first)
         + crate::bytes::varint_len(span)
         + span.div_ceil(8) as usize;
@@ -247,14 +264,14 @@ pub fn write_table(syms: &[u32], lens: &[u8], out: &mut Vec<u8>) {
         put_varint(out, span);
         let start = out.len();
         out.resize(start + span.div_ceil(8) as usize, 0);
-        for &s in syms {
-            let i = (s - syms[0]) as usize;
+        for s in syms {
+            let i = (s as u64 - first) as usize;
             out[start + i / 8] |= 1 << (i % 8);
         }
     } else {
         put_varint(out, 2 * used as u64);
         let mut prev: i64 = -1;
-        for &s in syms {
+        for s in syms {
             put_varint(out, (s as i64 - prev - 1) as u64);
             prev = s as i64;
         }
@@ -431,7 +448,7 @@ mod tests {
             .collect();
         let clens: Vec<u8> = syms.iter().map(|&i| lens[i as usize]).collect();
         let mut t = Vec::new();
-        write_table(&syms, &clens, &mut t);
+        write_table(syms.iter().copied(), &clens, &mut t);
         let dec = read_table(&mut Reader::new(&t), counts.len()).unwrap();
         let mut table = vec![HOLE; 1 << dec.bits];
         dec.fill(&mut table, |i| (i as u32) << 8);
@@ -477,7 +494,7 @@ mod tests {
             let lens = code_lengths(&counts);
             let clens: Vec<u8> = syms.iter().map(|&i| lens[i as usize]).collect();
             let mut t = Vec::new();
-            write_table(&syms, &clens, &mut t);
+            write_table(syms.iter().copied(), &clens, &mut t);
             let mut r = Reader::new(&t);
             let dec = read_table(&mut r, alphabet).unwrap();
             assert!(r.is_empty());
@@ -518,7 +535,7 @@ mod tests {
                 .collect();
             for max_len in [1, 5, 9, 12] {
                 assert_eq!(
-                    code_lengths_limited(&counts, max_len),
+                    code_lengths_limited(counts.iter().copied(), max_len),
                     code_lengths_limited_reference(&counts, max_len),
                     "round {round}"
                 );

@@ -74,8 +74,68 @@ pub fn bin_base(s: u32, m: u32) -> (u64, u32) {
     }
 }
 
-fn diffs(v: &[i64]) -> Vec<i64> {
-    v.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect()
+/// A buffer of the encoder kept by the thread between calls: encoders run for every column,
+/// and short columns should not pay for allocating and freeing their working buffers each
+/// time. Taken out of its cell (empty, contents unspecified) while in use and put back when
+/// dropped, so that a nested use only allocates a buffer of its own.
+struct Reused<T: 'static> {
+    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
+    buf: Vec<T>,
+}
+
+impl<T> Reused<T> {
+    fn take(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>) -> Self {
+        let mut buf = cell.take();
+        buf.clear();
+        Reused { cell, buf }
+    }
+}
+
+impl<T> Drop for Reused<T> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // (during thread teardown the cell may be gone: the buffer is then freed)
+        let _ = self.cell.try_with(|c| c.set(buf));
+    }
+}
+
+impl<T> std::ops::Deref for Reused<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.buf
+    }
+}
+
+impl<T> std::ops::DerefMut for Reused<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.buf
+    }
+}
+
+thread_local! {
+    static DIFFS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
+    static USED: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
+    static LEVELS: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// First differences of `v`.
+/// The bin at precision `m` holding bin `s` of precision `m + 1` (bins nest), i.e.
+/// `bin_of(bin_base(s, m + 1).0, m).0`: bins below `2^(m+1)` are single values at both
+/// precisions; above, dropping one bit of precision halves the bin's offset from `2^(m+2)`
+/// and moves the start of the shared bins from `2^(m+2)` to `2^(m+1) + 2^m`.
+#[inline]
+fn coarser_bin(s: u32, m: u32) -> u32 {
+    if s < 2 << m {
+        s
+    } else {
+        (s >> 1) + (1 << m)
+    }
+}
+
+fn diffs(v: &[i64]) -> Reused<i64> {
+    let mut d = Reused::take(&DIFFS);
+    d.extend(v.windows(2).map(|w| w[1].wrapping_sub(w[0])));
+    d
 }
 
 #[inline]
@@ -83,8 +143,48 @@ fn bitlen(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
 
+/// The element of rank `len / 2` (any selection gives the same value). Samples are at most
+/// 64 values, most often many of them close to the median: a histogram of the values in a
+/// window around a median of three (and a count of those below) finds it for a fraction of
+/// the cost of a selection whenever it lies in the window.
 fn median_of(sample: &mut [i64]) -> i64 {
-    let mid = sample.len() / 2;
+    const WINDOW: usize = 128;
+    let n = sample.len();
+    let mid = n / 2;
+    if n < 256 {
+        let (a, b, c) = (sample[0], sample[mid], sample[n - 1]);
+        let guess = a.max(b).min(a.min(b).max(c));
+        let lo = guess.saturating_sub(WINDOW as i64 / 2);
+        // (the last counter takes the values outside the window)
+        let mut counts = [0u8; WINDOW + 1];
+        let mut below = 0usize;
+        for &x in sample.iter() {
+            // (x >= lo: the wrapping difference is the true one)
+            let d = x.wrapping_sub(lo) as u64;
+            let inside = x >= lo && d < WINDOW as u64;
+            counts[if inside { d as usize } else { WINDOW }] += 1;
+            below += (x < lo) as usize;
+        }
+        if below <= mid {
+            // eight counters at a time (their sum, at most n < 256, is the top byte of the
+            // product), then one at a time in the group that reaches the rank
+            for (g, group) in counts[..WINDOW].chunks_exact(8).enumerate() {
+                let sum = u64::from_le_bytes(group.try_into().expect("8 bytes"))
+                    .wrapping_mul(0x0101_0101_0101_0101)
+                    >> 56;
+                if below + sum as usize <= mid {
+                    below += sum as usize;
+                    continue;
+                }
+                for (i, &c) in group.iter().enumerate() {
+                    below += c as usize;
+                    if below > mid {
+                        return lo + (8 * g + i) as i64;
+                    }
+                }
+            }
+        }
+    }
     *sample.select_nth_unstable(mid).1
 }
 
@@ -101,14 +201,14 @@ fn choose_order(v: &[i64]) -> usize {
     let m1 = v[mid].wrapping_sub(v[mid - 1]);
     let m2 = m1.wrapping_sub(v[mid - 1].wrapping_sub(v[mid - 2]));
     let mut cost = [0u64, 4, 8];
-    let mut i = 2;
-    while i < n {
-        let d1 = v[i].wrapping_sub(v[i - 1]);
-        let d2 = d1.wrapping_sub(v[i - 1].wrapping_sub(v[i - 2]));
-        cost[0] += bitlen(zigzag(v[i].wrapping_sub(m0))) as u64;
+    // positions 2, 2 + step, ... below n, each with the two before it
+    for w in v.windows(3).step_by(step) {
+        let &[a, b, x] = w else { unreachable!() };
+        let d1 = x.wrapping_sub(b);
+        let d2 = d1.wrapping_sub(b.wrapping_sub(a));
+        cost[0] += bitlen(zigzag(x.wrapping_sub(m0))) as u64;
         cost[1] += bitlen(zigzag(d1.wrapping_sub(m1))) as u64;
         cost[2] += bitlen(zigzag(d2.wrapping_sub(m2))) as u64;
-        i += step;
     }
     let mut best = 0;
     for d in 1..3 {
@@ -155,10 +255,15 @@ pub fn encode_ints_within(v: &[i64], out: &mut Vec<u8>, budget: usize) -> bool {
             encode_residuals(&diffs(v), out, rest(out))
         }
         _ => {
-            let d1 = diffs(v);
+            let mut d = diffs(v);
             put_varint(out, zigzag(v[0]));
-            put_varint(out, zigzag(d1[0]));
-            encode_residuals(&diffs(&d1), out, rest(out))
+            put_varint(out, zigzag(d[0]));
+            // second differences in place (each from two first differences not yet replaced)
+            for i in 0..d.len() - 1 {
+                d[i] = d[i + 1].wrapping_sub(d[i]);
+            }
+            d.pop();
+            encode_residuals(&d, out, rest(out))
         }
     };
     if method == R_ABORT {
@@ -191,18 +296,27 @@ pub fn streams(k: usize) -> usize {
     }
 }
 
-/// log2 of a positive integer: from a table below 4096, computed above.
-#[inline]
-fn log2_int(x: u32) -> f64 {
-    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        (0..4096u32)
-            .map(|i| if i == 0 { 0.0 } else { (i as f64).log2() })
-            .collect()
-    });
-    match t.get(x as usize) {
-        Some(&l) => l,
-        None => (x as f64).log2(),
+/// log2 of positive integers: from a table below 4096, computed above. The table sits behind
+/// a `OnceLock`, fetched once per loop (`Log2::get`) rather than per value.
+#[derive(Clone, Copy)]
+struct Log2(&'static [f64]);
+
+impl Log2 {
+    fn get() -> Log2 {
+        static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+        Log2(TABLE.get_or_init(|| {
+            (0..4096u32)
+                .map(|i| if i == 0 { 0.0 } else { (i as f64).log2() })
+                .collect()
+        }))
+    }
+
+    #[inline]
+    fn of(self, x: u32) -> f64 {
+        match self.0.get(x as usize) {
+            Some(&l) => l,
+            None => (x as f64).log2(),
+        }
     }
 }
 
@@ -220,6 +334,12 @@ fn top_precision(k: usize) -> u32 {
         128..=1023 => 5,
         _ => MAX_M,
     }
+}
+
+/// Bytes enough for the Huffman table of `used` symbols (a hint, to grow it only once): a
+/// header varint, up to three bytes a symbol in the listing, half a byte a length.
+fn table_capacity(used: usize) -> usize {
+    4 + 4 * used
 }
 
 /// Size of a payload known to lie in `lo..=hi` bytes: Huffman streams each end on a byte
@@ -259,36 +379,56 @@ struct Stats {
     hi: i64,
     /// residuals other than the centre
     exceptions: usize,
-    /// maximal runs of the centre
+    /// maximal runs of the centre (counted from `RHUFF_MIN` residuals on, else 0)
     run_starts: usize,
     /// precision of `used`
     top_m: u32,
     /// used bins of `zigzag(r - c)` at `top_m`, increasing, with their counts
-    used: Vec<(u32, u32)>,
+    used: Reused<(u32, u32)>,
 }
 
+/// Columns from this many residuals on may be coded by RHUFF.
+const RHUFF_MIN: usize = 1024;
+
 fn stats(r: &[i64]) -> Stats {
+    if r.len() >= RHUFF_MIN {
+        stats_with::<true>(r)
+    } else {
+        stats_with::<false>(r)
+    }
+}
+
+/// `stats`; the runs of the centre (which only RHUFF needs) are counted with `RUNS`, else
+/// `run_starts` is 0.
+#[inline(always)]
+fn stats_with<const RUNS: bool>(r: &[i64]) -> Stats {
     let k = r.len();
     let c = centre(r);
     let top_m = top_precision(k);
     let mut hist = take_hist(alphabet(top_m));
     let (mut lo, mut hi) = (r[0], r[0]);
-    let mut exceptions = 0usize;
     let mut run_starts = 0usize;
     let mut prev_on = false;
-    let mut top_bin = 0u32;
     for &x in r {
         lo = lo.min(x);
         hi = hi.max(x);
-        let on = x == c;
-        exceptions += (!on) as usize;
-        run_starts += (on && !prev_on) as usize;
-        prev_on = on;
+        if RUNS {
+            let on = x == c;
+            run_starts += (on && !prev_on) as usize;
+            prev_on = on;
+        }
         let b = bin_of(zigzag(x.wrapping_sub(c)), top_m).0;
-        top_bin = top_bin.max(b);
         hist[b as usize] += 1;
     }
-    let used = drain_hist(hist, top_bin, k);
+    // bin 0 holds exactly the centre
+    let exceptions = k - hist[0] as usize;
+    // The last used bin is that of `lo` or `hi`: bins grow with `zigzag(x - c)`, which (without
+    // overflow) only grows away from the centre. With overflow, all bins are looked at.
+    let top_bin = match (lo.checked_sub(c), hi.checked_sub(c)) {
+        (Some(a), Some(b)) => bin_of(zigzag(a), top_m).0.max(bin_of(zigzag(b), top_m).0),
+        _ => alphabet(top_m) as u32 - 1,
+    };
+    let used = drain_hist(hist, top_bin);
     Stats {
         c,
         lo,
@@ -332,7 +472,7 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     // RHUFF (runs of the centre are one token) pays for its larger table on long columns only
     // (short ones have SPARSE), and only when many residuals sit on the centre in long runs
     // (a lone centre value already costs HUFF about a bit).
-    let rhuff_tokens = (k >= 1024 && on_centre * 3 >= k && on_centre >= 4 * st.run_starts)
+    let rhuff_tokens = (k >= RHUFF_MIN && on_centre * 3 >= k && on_centre >= 4 * st.run_starts)
         .then_some(st.exceptions + st.run_starts);
     // every RHUFF token takes a bit at least, after the centre, the precision and the table
     let rhuff_min = rhuff_tokens.map_or(usize::MAX, |t| 3 + t.div_ceil(8));
@@ -413,12 +553,12 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let c = st.c;
     let values = st.exceptions;
     let top_m = top_precision(values + 1);
-    let mut used: Vec<(u32, u32)> = Vec::with_capacity(st.used.len());
-    for &(s, n) in &st.used {
+    let mut used = Reused::take(&LEVELS);
+    for &(s, n) in st.used.iter() {
         if s == 0 {
             continue;
         }
-        let b = bin_of(bin_base(s, st.top_m).0, top_m).0;
+        let b = (top_m..st.top_m).rev().fold(s, coarser_bin);
         match used.last_mut() {
             Some(last) if last.0 == b => last.1 += n,
             _ => used.push((b, n)),
@@ -447,24 +587,18 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let nt = (values + st.run_starts) as u32;
     let run_extra: u64 = run_syms.iter().map(|&(j, n)| j as u64 * n as u64).sum();
     // precision by entropy estimate, as for HUFF
+    let log2 = Log2::get();
     let mut best: Option<(f64, u32, u64)> = None;
-    let mut merged: Vec<(u32, u32)> = Vec::new();
+    let (span, extras) = push_levels(&mut used, top_m);
+    let level = |m: u32| &used[span[m as usize].0..span[m as usize].1];
     for m in 0..=top_m {
-        merged.clear();
-        let mut extra = run_extra;
-        for &(s, n) in &used {
-            let (b, e) = bin_of(bin_base(s, top_m).0, m);
-            extra += e as u64 * n as u64;
-            match merged.last_mut() {
-                Some(last) if last.0 == b => last.1 += n,
-                _ => merged.push((b, n)),
-            }
-        }
-        let lt = log2_int(nt);
+        let merged = level(m);
+        let extra = run_extra + extras[m as usize];
+        let lt = log2.of(nt);
         let h: f64 = merged
             .iter()
             .chain(run_syms.iter())
-            .map(|&(_, n)| n as f64 * (lt - log2_int(n)))
+            .map(|&(_, n)| n as f64 * (lt - log2.of(n)))
             .sum();
         let syms = (merged.len() + run_syms.len()) as f64;
         let est = h + extra as f64 + 0.03 * nt as f64 + 8.0 * (1.7 * syms + 2.0);
@@ -473,14 +607,7 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
         }
     }
     let (_, m, extra) = best.expect("at least one precision");
-    merged.clear();
-    for &(s, n) in &used {
-        let (b, _) = bin_of(bin_base(s, top_m).0, m);
-        match merged.last_mut() {
-            Some(last) if last.0 == b => last.1 += n,
-            _ => merged.push((b, n)),
-        }
-    }
+    let merged = level(m);
     let base = alphabet(m) as u32;
     let mut syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
     let mut counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
@@ -488,12 +615,12 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
         syms.push(base + j);
         counts.push(n);
     }
-    let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-    let bits = huffman::coded_bits(&counts, &lens) + extra;
-    let mut table = Vec::new();
+    let lens = huffman::code_lengths_limited(counts.iter().copied(), table_bits(k));
+    let bits = huffman::coded_bits(counts.iter().copied(), &lens) + extra;
+    let mut table = Vec::with_capacity(11 + table_capacity(syms.len()));
     put_varint(&mut table, zigzag(c));
     table.push(m as u8);
-    huffman::write_table(&syms, &lens, &mut table);
+    huffman::write_table(syms.iter().copied(), &lens, &mut table);
     let body = streams_size(bits, streams(k));
     HuffPlan {
         m,
@@ -512,11 +639,8 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let k = r.len();
     let m = p.m;
     let base = alphabet(m) as u32;
-    let codes = huffman::canonical_codes(&p.lens);
-    let mut lut = vec![(0u32, 0u8); alphabet(m) + 64];
-    for (i, &s) in p.syms.iter().enumerate() {
-        lut[s as usize] = codes[i];
-    }
+    let mut lut = take_lut(alphabet(m) + 64);
+    huffman::for_each_code(&p.lens, |i, code| lut[p.syms[i] as usize] = code);
     out.extend_from_slice(&p.table);
     let ns = streams(k);
     let mut writers: Vec<BitWriter> = (0..ns)
@@ -551,6 +675,7 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
             bw.write(z, e);
         }
     }
+    LUT.set(lut);
     finish_streams(writers, out);
 }
 
@@ -572,6 +697,22 @@ thread_local! {
     static HIST: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The code lookup table of the Huffman writers, kept between calls (taken out while in
+    /// use). Its entries are not cleared: only those of used symbols are read, and they are
+    /// written first.
+    static LUT: std::cell::Cell<Vec<(u32, u8)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A code lookup table of at least `size` entries, of which only those written may be read.
+fn take_lut(size: usize) -> Vec<(u32, u8)> {
+    let mut lut = LUT.take();
+    if lut.len() < size {
+        lut.resize(size, (0, 0));
+    }
+    lut
+}
+
 /// A zeroed histogram of at least `size` counters (from the thread's cache when possible).
 fn take_hist(size: usize) -> Vec<u32> {
     let mut h = HIST.with(|c| std::mem::take(&mut *c.borrow_mut()));
@@ -583,8 +724,8 @@ fn take_hist(size: usize) -> Vec<u32> {
 
 /// The used bins of `hist` (all at most `top_bin`) in increasing order with their counts;
 /// zeroes them and returns the histogram to the thread's cache.
-fn drain_hist(mut hist: Vec<u32>, top_bin: u32, values: usize) -> Vec<(u32, u32)> {
-    let mut used = Vec::with_capacity(values.min(top_bin as usize + 1));
+fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<(u32, u32)> {
+    let mut used = Reused::take(&USED);
     for (s, c) in hist[..=top_bin as usize].iter_mut().enumerate() {
         if *c > 0 {
             used.push((s as u32, *c));
@@ -632,11 +773,12 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // finer bins whose choice its extra bits pay for in full: `h(m) + x(m) >= h(m+1) +
     // x(m+1)`), so the finest precision's entropy and extra bits bound them all; a table takes
     // two bytes at least. When it exceeds PACK or SPARSE, HUFF could never be chosen.
+    let log2 = Log2::get();
     let huff_lb = {
-        let lk = log2_int(k as u32);
+        let lk = log2.of(k as u32);
         let (mut h, mut extra) = (0.0f64, 0u64);
-        for &(s, cnt) in &st.used {
-            h += cnt as f64 * (lk - log2_int(cnt));
+        for &(s, cnt) in st.used.iter() {
+            h += cnt as f64 * (lk - log2.of(cnt));
             extra += bin_base(s, top_m).1 as u64 * cnt as u64;
         }
         // (a margin for the rounding of the sum)
@@ -654,42 +796,18 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // bins and counts at every precision, coarsest from the next finer one (bins nest: a bin
     // at precision m + 1 lies within one bin at precision m), with the extra bits they cost
     // all levels in one buffer, finest first: level m is `flat[span[m].0..span[m].1]`
-    let mut flat: Vec<(u32, u32)> = Vec::with_capacity(st.used.len() * 2 + 8);
+    let mut flat = Reused::take(&LEVELS);
     flat.extend_from_slice(&st.used);
-    let mut span = [(0usize, 0usize); MAX_M as usize + 1];
-    let mut extras = [0u64; MAX_M as usize + 1];
-    span[top_m as usize] = (0, flat.len());
-    for m in (0..=top_m).rev() {
-        if m < top_m {
-            let (a, b) = span[m as usize + 1];
-            let start = flat.len();
-            for i in a..b {
-                let (s, cnt) = flat[i];
-                let bin = bin_of(bin_base(s, m + 1).0, m).0;
-                if flat.len() > start && flat[flat.len() - 1].0 == bin {
-                    let last = flat.len() - 1;
-                    flat[last].1 += cnt;
-                } else {
-                    flat.push((bin, cnt));
-                }
-            }
-            span[m as usize] = (start, flat.len());
-        }
-        let (a, b) = span[m as usize];
-        extras[m as usize] = flat[a..b]
-            .iter()
-            .map(|&(bin, cnt)| bin_base(bin, m).1 as u64 * cnt as u64)
-            .sum();
-    }
+    let (span, extras) = push_levels(&mut flat, top_m);
     let level = |m: u32| &flat[span[m as usize].0..span[m as usize].1];
     let mut ests = [(0.0f64, 0u32); MAX_M as usize + 1];
-    let lk = log2_int(k as u32);
+    let lk = log2.of(k as u32);
     for m in 0..=top_m {
         let merged = level(m);
         let extra = extras[m as usize];
         let h: f64 = merged
             .iter()
-            .map(|&(_, cnt)| cnt as f64 * (lk - log2_int(cnt)))
+            .map(|&(_, cnt)| cnt as f64 * (lk - log2.of(cnt)))
             .sum();
         // Huffman pays up to ~0.09 bit per symbol over the entropy on typical data
         let span = merged.last().map_or(0, |l| l.0 - merged[0].0 + 1) as f64;
@@ -706,17 +824,16 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // exact sizes for the best estimate, and for large columns the runner-up as well
     let ns = streams(k);
     let tries = if k >= 1024 { 2 } else { 1 };
-    // (size, precision, bins, code lengths, payload bits, table bytes)
-    type Candidate = (usize, u32, Vec<u32>, Vec<u8>, u64, Vec<u8>);
+    // (size, precision, code lengths, payload bits, table bytes)
+    type Candidate = (usize, u32, Vec<u8>, u64, Vec<u8>);
     let mut chosen: Option<Candidate> = None;
     for &(_, m) in ests.iter().take(tries) {
         let merged = level(m);
-        let syms: Vec<u32> = merged.iter().map(|p| p.0).collect();
-        let counts: Vec<u32> = merged.iter().map(|p| p.1).collect();
-        let lens = huffman::code_lengths_limited(&counts, table_bits(k));
-        let bits: u64 = huffman::coded_bits(&counts, &lens) + extras[m as usize];
-        let mut table = Vec::new();
-        huffman::write_table(&syms, &lens, &mut table);
+        let counts = merged.iter().map(|p| p.1);
+        let lens = huffman::code_lengths_limited(counts.clone(), table_bits(k));
+        let bits: u64 = huffman::coded_bits(counts, &lens) + extras[m as usize];
+        let mut table = Vec::with_capacity(table_capacity(merged.len()));
+        huffman::write_table(merged.iter().map(|p| p.0), &lens, &mut table);
         // several streams each end on a byte boundary and the first ones carry their length
         let size = varint_len(zigzag(c))
             + 1
@@ -724,13 +841,14 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
             + bits.div_ceil(8) as usize
             + (ns - 1) * (varint_len(bits / 8 / ns as u64) + 1);
         if chosen.as_ref().is_none_or(|ch| size < ch.0) {
-            chosen = Some((size, m, syms, lens, bits, table));
+            chosen = Some((size, m, lens, bits, table));
         }
     }
-    let (huff_size, m, syms, lens, bits, table) = chosen.expect("at least one precision");
+    let (huff_size, m, lens, bits, table) = chosen.expect("at least one precision");
     if huff_size > pack_size || huff_size > sparse_size {
         return Some(pack_or_sparse);
     }
+    let syms = level(m).iter().map(|p| p.0).collect();
     let body = streams_size(bits, ns);
     Some(Basic::Huff(HuffPlan {
         m,
@@ -744,62 +862,112 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     }))
 }
 
+/// Bins at every precision below `top_m`, for the bins at `top_m` that `flat` holds
+/// (increasing, with their counts): appends each coarser level, built from the next finer
+/// one (bins nest). Returns where each level lies in `flat` and the extra bits it costs.
+#[allow(clippy::type_complexity)]
+fn push_levels(
+    flat: &mut Vec<(u32, u32)>,
+    top_m: u32,
+) -> (
+    [(usize, usize); MAX_M as usize + 1],
+    [u64; MAX_M as usize + 1],
+) {
+    let mut span = [(0usize, 0usize); MAX_M as usize + 1];
+    let mut extras = [0u64; MAX_M as usize + 1];
+    span[top_m as usize] = (0, flat.len());
+    extras[top_m as usize] = flat
+        .iter()
+        .map(|&(bin, cnt)| bin_base(bin, top_m).1 as u64 * cnt as u64)
+        .sum();
+    for m in (0..top_m).rev() {
+        let (a, b) = span[m as usize + 1];
+        // A bin from 2^(m+1) on costs one extra bit more at precision m than its part at
+        // m + 1 (the values below are their own bins at both).
+        if a == b || flat[b - 1].0 < 2 << m {
+            // (none, or) every bin is a single value, at m as at m + 1
+            span[m as usize] = (a, b);
+            extras[m as usize] = extras[m as usize + 1];
+            continue;
+        }
+        let start = flat.len();
+        flat.reserve(b - a);
+        // bins stay increasing: each merges into the last one pushed or starts anew
+        let mut prev = u32::MAX;
+        let mut more = 0u64;
+        for i in a..b {
+            let (s, cnt) = flat[i];
+            let bin = coarser_bin(s, m);
+            more += if s >= 2 << m { cnt as u64 } else { 0 };
+            if bin == prev {
+                let last = flat.len() - 1;
+                flat[last].1 += cnt;
+            } else {
+                flat.push((bin, cnt));
+                prev = bin;
+            }
+        }
+        span[m as usize] = (start, flat.len());
+        extras[m as usize] = extras[m as usize + 1] + more;
+    }
+    (span, extras)
+}
+
 /// Writes a HUFF payload planned by `plan_basic`.
 fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let ns = streams(r.len());
     put_varint(out, zigzag(c));
     out.push(p.m as u8);
     out.extend_from_slice(&p.table);
-    let codes = huffman::canonical_codes(&p.lens);
     // code of each bin, indexed by bin - first used bin (only used bins are looked up)
     let syms = &p.syms;
     let first = syms[0];
-    let mut lut = vec![(0u32, 0u8); (syms[syms.len() - 1] - first) as usize + 1];
-    for (i, &s) in syms.iter().enumerate() {
-        lut[(s - first) as usize] = codes[i];
-    }
+    let mut lut = take_lut((syms[syms.len() - 1] - first) as usize + 1);
+    huffman::for_each_code(&p.lens, |i, code| lut[(syms[i] - first) as usize] = code);
     let m = p.m;
-    let code_of = |x: i64| {
+    // (a function, not a closure, to be inlined at every use)
+    #[inline(always)]
+    fn put_value(bw: &mut BitWriter, x: i64, c: i64, m: u32, first: u32, lut: &[(u32, u8)]) {
         let z = zigzag(x.wrapping_sub(c));
         let (b, e) = bin_of(z, m);
         let (code, l) = lut[(b - first) as usize];
-        (code as u64, l as u32, z, e)
-    };
+        let (code, l) = (code as u64, l as u32);
+        if l + e <= 57 {
+            bw.write_small(code | ((z & ((1u64 << e) - 1)) << l), l + e);
+        } else {
+            bw.write(code, l);
+            bw.write(z, e);
+        }
+    }
+    let put = |bw: &mut BitWriter, x: i64| put_value(bw, x, c, m, first, &lut);
     if ns == 1 {
         // one stream: straight into `out`
         let mut bw = BitWriter::new(std::mem::take(out));
         bw.reserve(p.size.hi);
         for &x in r {
-            let (code, l, z, e) = code_of(x);
-            if l + e <= 57 {
-                bw.write_small(code | ((z & ((1u64 << e) - 1)) << l), l + e);
-            } else {
-                bw.write(code, l);
-                bw.write(z, e);
-            }
+            put(&mut bw, x);
         }
         *out = bw.finish();
+        LUT.set(lut);
         return;
     }
-    let mut writers: Vec<BitWriter> = (0..ns)
-        .map(|_| BitWriter::new(Vec::with_capacity(p.size.hi / ns + 16)))
-        .collect();
-    for chunk in r.chunks(ns) {
-        for (bw, &x) in writers.iter_mut().zip(chunk) {
-            let z = zigzag(x.wrapping_sub(c));
-            let (b, e) = bin_of(z, m);
-            let (code, l) = lut[(b - first) as usize];
-            let l = l as u32;
-            if l + e <= 57 {
-                let extra = z & ((1u64 << e) - 1);
-                bw.write_small((code as u64) | (extra << l), l + e);
-            } else {
-                bw.write(code as u64, l);
-                bw.write(z, e);
-            }
-        }
+    // four streams, value `i` in stream `i % 4` (each stream its own writer in the loop)
+    debug_assert_eq!(ns, 4);
+    let mut writers: [BitWriter; 4] =
+        std::array::from_fn(|_| BitWriter::new(Vec::with_capacity(p.size.hi / 4 + 16)));
+    let mut quads = r.chunks_exact(4);
+    for q in &mut quads {
+        let [w0, w1, w2, w3] = &mut writers;
+        put(w0, q[0]);
+        put(w1, q[1]);
+        put(w2, q[2]);
+        put(w3, q[3]);
     }
-    finish_streams(writers, out);
+    for (bw, &x) in writers.iter_mut().zip(quads.remainder()) {
+        put(bw, x);
+    }
+    LUT.set(lut);
+    finish_streams(Vec::from(writers), out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1625,7 +1793,7 @@ mod tests {
                     r.push((rnd() % spread) as i64 - (spread / 2) as i64);
                 }
             }
-            let st = stats(&r);
+            let st = stats_with::<true>(&r);
             if st.lo == st.hi {
                 continue;
             }
@@ -1784,6 +1952,82 @@ mod tests {
             let _ = decode_ints(&b[..cut], v.len());
         }
         b.len()
+    }
+
+    #[test]
+    fn median_matches_sorting() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20000 {
+            let n = 1 + (rnd() % 64) as usize;
+            let spread = rnd() % 600;
+            let base = [rnd() as i64, i64::MIN, i64::MAX - 300, -100][round % 4];
+            let mut v: Vec<i64> = (0..n)
+                .map(|_| match rnd() % 16 {
+                    0 => rnd() as i64,
+                    1 => i64::MIN,
+                    2 => i64::MAX,
+                    _ => base.wrapping_add((rnd() % (spread + 1)) as i64),
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            assert_eq!(median_of(&mut v), sorted[n / 2], "round {round}");
+        }
+    }
+
+    #[test]
+    fn levels_match_direct_binning() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        for round in 0..500 {
+            let top_m = (round % (MAX_M as usize + 1)) as u32;
+            let mut zs: Vec<u64> = (0..1 + round % 300)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x >> (x % 64)
+                })
+                .collect();
+            zs.sort_unstable();
+            let bins = |m: u32| {
+                let mut v: Vec<(u32, u32)> = Vec::new();
+                for &z in &zs {
+                    let b = bin_of(z, m).0;
+                    match v.last_mut() {
+                        Some(l) if l.0 == b => l.1 += 1,
+                        _ => v.push((b, 1)),
+                    }
+                }
+                v
+            };
+            let mut flat = bins(top_m);
+            let (span, extras) = push_levels(&mut flat, top_m);
+            for m in 0..=top_m {
+                let (a, b) = span[m as usize];
+                assert_eq!(flat[a..b], bins(m)[..], "round {round} m {m}");
+                let e: u64 = zs.iter().map(|&z| bin_of(z, m).1 as u64).sum();
+                assert_eq!(extras[m as usize], e, "round {round} m {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn coarser_bins_nest() {
+        for m in 0..MAX_M {
+            for s in 0..alphabet(m + 1) as u32 {
+                assert_eq!(
+                    coarser_bin(s, m),
+                    bin_of(bin_base(s, m + 1).0, m).0,
+                    "{m} {s}"
+                );
+            }
+        }
     }
 
     #[test]

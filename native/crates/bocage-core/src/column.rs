@@ -257,13 +257,7 @@ mod tests {
     /// hypothesis tests in tests/native go further).
     #[test]
     fn generated_roundtrips() {
-        let mut x: u64 = 0x1234_5678;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testutil::xorshift(0x1234_5678);
         for case in 0..400 {
             let n = [
                 0usize, 1, 2, 3, 7, 63, 64, 65, 200, 511, 512, 513, 1000, 3000,
@@ -282,14 +276,14 @@ mod tests {
                     3 => {
                         1_600_000_000_000
                             + i as i64 * 1000
-                            + if next() % 50 == 0 {
+                            + if next().is_multiple_of(50) {
                                 (next() % 100000) as i64
                             } else {
                                 0
                             }
                     }
                     4 => {
-                        if next() % 3 == 0 {
+                        if next().is_multiple_of(3) {
                             i64::MIN
                         } else {
                             i64::MAX

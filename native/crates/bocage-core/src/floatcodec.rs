@@ -647,15 +647,14 @@ mod tests {
 
     #[test]
     fn dictionary_ranks_match_sorting() {
-        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15);
         for round in 0..300 {
+            let x = rnd();
             let n = [(x % 3000) as usize, (x % 60) as usize][round % 2];
             let spread = 1 + (x >> 20) % 500;
             let keys: Vec<i64> = (0..n)
                 .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    let x = rnd();
                     if spread > 400 {
                         x as i64
                     } else {
@@ -671,15 +670,12 @@ mod tests {
             for (k, i) in keys.iter().zip(&idx) {
                 assert_eq!(sorted.binary_search(k).unwrap() as i64, *i, "round {round}");
             }
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
         }
     }
 
     #[test]
     fn total_key_orders_as_total_cmp() {
-        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15);
         let mut vals: Vec<u64> = [0.0f64, -0.0, 1.5, -1.5, f64::INFINITY, f64::NEG_INFINITY]
             .iter()
             .map(|v| v.to_bits())
@@ -691,12 +687,7 @@ mod tests {
                 1 << 63,
             ])
             .collect();
-        for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            vals.push(x);
-        }
+        vals.extend((0..2000).map(|_| rnd()));
         for &a in &vals {
             assert_eq!(total_key(total_key(a) as u64) as u64, a);
             for &b in vals.iter().take(200) {
@@ -708,13 +699,7 @@ mod tests {
 
     #[test]
     fn mantissa_early_exit_changes_nothing() {
-        let mut x = 0x9e3779b97f4a7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15u64);
         let mut values = vec![
             0.0,
             -0.0,
@@ -758,13 +743,7 @@ mod tests {
     /// (every length, so that the groups of four and the remainder are both covered).
     #[test]
     fn deck_values_match_reference() {
-        let mut x = 0x452821e638d01377u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x452821e638d01377u64);
         for round in 0..3000 {
             let n = (rnd() % 40) as usize;
             let bad_at = if round % 3 == 0 {

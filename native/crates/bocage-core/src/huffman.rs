@@ -466,19 +466,13 @@ mod tests {
     /// layouts, and refuses every cut of the table.
     #[test]
     fn read_table_matches_canonical_codes() {
-        let mut x = 0x2545f4914f6cdd1du64;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x2545f4914f6cdd1du64);
         for round in 0..2000 {
             let alphabet = 1 + (rnd() % 3000) as usize;
             let dense = round % 2 == 0;
             let counts: Vec<u32> = (0..alphabet)
                 .map(|_| {
-                    if rnd() % if dense { 2 } else { 40 } == 0 {
+                    if rnd().is_multiple_of(if dense { 2 } else { 40 }) {
                         1 + (rnd() % (1 << (rnd() % 16))) as u32
                     } else {
                         0
@@ -513,20 +507,14 @@ mod tests {
 
     #[test]
     fn limited_lengths_match_reference() {
-        let mut x = 0x9e3779b97f4a7c15u64;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15u64);
         for round in 0..3000 {
             let n = 1 + (rnd() % 300) as usize;
             let skew = (rnd() % 40) as u32;
             let counts: Vec<u32> = (0..n)
                 .map(|_| {
                     let r = rnd();
-                    if r % 4 == 0 {
+                    if r.is_multiple_of(4) {
                         0
                     } else {
                         ((r >> 8) % (1u64 << (1 + (r >> 40) as u32 % skew.max(1)))) as u32

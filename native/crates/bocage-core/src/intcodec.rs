@@ -1726,13 +1726,7 @@ mod tests {
     /// otherwise writes exactly what `encode_ints` writes.
     #[test]
     fn budget_only_drops_columns_that_cannot_fit() {
-        let mut x = 0x2545f4914f6cdd1du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x2545f4914f6cdd1du64);
         for round in 0..4000 {
             let n = 1 + (rnd() % if round % 4 == 0 { 6000 } else { 1100 }) as usize;
             let spread = 1 + rnd() % (1 << (rnd() % 40));
@@ -1772,13 +1766,7 @@ mod tests {
     /// the residual coder keeps the smaller of the two written codings (HUFF on a tie).
     #[test]
     fn planned_sizes_bound_written_sizes() {
-        let mut x = 0x9e3779b97f4a7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15u64);
         let mut rhuff_planned = 0;
         for round in 0..1500 {
             let k = 1024 + (rnd() % 20000) as usize;
@@ -1838,13 +1826,7 @@ mod tests {
     /// difference on the way), against the residuals; cut payloads fail without a panic.
     #[test]
     fn residual_kernels_match_reference() {
-        let mut x = 0x243f6a8885a308d3u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x243f6a8885a308d3u64);
         let mut seen = std::collections::HashSet::new();
         for round in 0..1500 {
             let k = 1 + (rnd() % [40, 200, 1500, 5000][round % 4]) as usize;
@@ -1893,7 +1875,7 @@ mod tests {
                 let mut bad = payload.clone();
                 let from = bad.len() / 3;
                 for b in bad[from..].iter_mut() {
-                    if rnd() % 3 == 0 {
+                    if rnd().is_multiple_of(3) {
                         *b = rnd() as u8;
                     }
                 }
@@ -1925,13 +1907,7 @@ mod tests {
     /// decoding kernels read past stream ends and through runs that may overrun the column).
     #[test]
     fn hostile_pipes_do_not_panic() {
-        let mut x = 0x13198a2e03707344u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x13198a2e03707344u64);
         for round in 0..20000 {
             let tag = [0x12u8, 0x16, 0x1a, 0x20, 0x21, 0x22][round % 6];
             let len = (rnd() % 300) as usize;
@@ -1956,13 +1932,7 @@ mod tests {
 
     #[test]
     fn median_matches_sorting() {
-        let mut x = 0x2545f4914f6cdd1du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::testutil::xorshift(0x2545f4914f6cdd1du64);
         for round in 0..20000 {
             let n = 1 + (rnd() % 64) as usize;
             let spread = rnd() % 600;
@@ -1983,14 +1953,12 @@ mod tests {
 
     #[test]
     fn levels_match_direct_binning() {
-        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15);
         for round in 0..500 {
             let top_m = (round % (MAX_M as usize + 1)) as u32;
             let mut zs: Vec<u64> = (0..1 + round % 300)
                 .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    let x = rnd();
                     x >> (x % 64)
                 })
                 .collect();

@@ -11,5 +11,7 @@ pub mod frame;
 pub mod huffman;
 pub mod intcodec;
 pub mod sketch;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{Error, Result};

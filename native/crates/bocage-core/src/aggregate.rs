@@ -824,22 +824,9 @@ fn aggregate_if_sorted(
 ) -> Result<Option<AggOut>> {
     let n = series.len();
     // an upper bound of the windows, so that the output never grows by reallocation
-    let mut bound = 0usize;
-    let mut start = 0;
-    while start < n {
-        let sid = series[start];
-        let mut end = start + 1;
-        while end < n && series[end] == sid {
-            end += 1;
-        }
-        if end < n && series[end] < sid {
-            return Ok(None);
-        }
-        let spanned =
-            (ts[end - 1].div_euclid(w) as i128 - ts[start].div_euclid(w) as i128 + 1).max(1);
-        bound += (spanned.min((end - start) as i128)) as usize;
-        start = end;
-    }
+    let Some(bound) = windows_bound(series, ts, w) else {
+        return Ok(None);
+    };
     let mut out = AggOut::with_capacity(bound, stats);
     let mut start = 0;
     while start < n {

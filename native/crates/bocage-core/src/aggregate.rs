@@ -409,6 +409,41 @@ struct Acc {
 }
 
 impl Acc {
+    /// Window `ws` of `series`, opened by the reading `(t, v)`, which `add` then counts.
+    #[inline(always)]
+    fn open(series: i64, ws: i64, t: i64, v: f64) -> Acc {
+        Acc {
+            series,
+            ws,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            first: v,
+            last: v,
+            last_t: t,
+            tw_num: 0.0,
+            first_t: t,
+            inc: 0.0,
+        }
+    }
+
+    /// Counts the reading `(t, v)`, whose counter increase is `step`; the time-weighted sum and
+    /// the increase only when `X` (some statistic needs them).
+    #[inline(always)]
+    fn add<const X: bool>(&mut self, t: i64, v: f64, step: f64) {
+        self.count += 1;
+        self.sum += v;
+        self.min = if v < self.min { v } else { self.min };
+        self.max = if v > self.max { v } else { self.max };
+        if X {
+            self.tw_num += self.last * (t - self.last_t) as f64;
+            self.inc += step;
+        }
+        self.last = v;
+        self.last_t = t;
+    }
+
     fn flush(&self, w: i64, out: &mut AggOut) {
         let st = out.stats;
         out.series.push(self.series);
@@ -1583,30 +1618,9 @@ fn streaming_part_by<const X: bool, const M: u16>(
             let ws = next_window(t, s.win_end, w)?;
             s.win_end = ws as i128 + w as i128;
             s.open = true;
-            let a = &mut s.acc;
-            a.ws = ws;
-            a.count = 0;
-            a.sum = 0.0;
-            a.min = f64::INFINITY;
-            a.max = f64::NEG_INFINITY;
-            a.first = v;
-            a.last = v;
-            a.last_t = t;
-            a.tw_num = 0.0;
-            a.first_t = t;
-            a.inc = 0.0;
+            s.acc = Acc::open(s.acc.series, ws, t, v);
         }
-        let a = &mut s.acc;
-        a.count += 1;
-        a.sum += v;
-        a.min = if v < a.min { v } else { a.min };
-        a.max = if v > a.max { v } else { a.max };
-        if X {
-            a.tw_num += a.last * (t - a.last_t) as f64;
-            a.inc += step;
-        }
-        a.last = v;
-        a.last_t = t;
+        s.acc.add::<X>(t, v, step);
         Ok(())
     }
     for i in cuts[p]..cuts[p + 1] {
@@ -1787,20 +1801,7 @@ fn series_windows<const X: bool>(
         return Ok(true);
     }
     let (ts, vs) = (&ts[first..], &vs[first..]);
-    let mut acc = Acc {
-        series: sid,
-        ws: window_of(ts[0], w)?,
-        count: 0,
-        sum: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        first: vs[0],
-        last: vs[0],
-        last_t: ts[0],
-        tw_num: 0.0,
-        first_t: ts[0],
-        inc: 0.0,
-    };
+    let mut acc = Acc::open(sid, window_of(ts[0], w)?, ts[0], vs[0]);
     let mut win_end = acc.ws as i128 + w as i128;
     let mut prev = vs[0];
     let mut prev_t = ts[0];
@@ -1827,31 +1828,9 @@ fn series_windows<const X: bool>(
             out.put(&acc, w);
             let ws = next_window(t, win_end, w)?;
             win_end = ws as i128 + w as i128;
-            acc = Acc {
-                series: sid,
-                ws,
-                count: 0,
-                sum: 0.0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                first: v,
-                last: v,
-                last_t: t,
-                tw_num: 0.0,
-                first_t: t,
-                inc: 0.0,
-            };
+            acc = Acc::open(sid, ws, t, v);
         }
-        acc.count += 1;
-        acc.sum += v;
-        acc.min = if v < acc.min { v } else { acc.min };
-        acc.max = if v > acc.max { v } else { acc.max };
-        if X {
-            acc.tw_num += acc.last * (t - acc.last_t) as f64;
-            acc.inc += step;
-        }
-        acc.last = v;
-        acc.last_t = t;
+        acc.add::<X>(t, v, step);
     }
     out.put(&acc, w);
     Ok(true)

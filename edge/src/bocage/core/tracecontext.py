@@ -63,14 +63,6 @@ def new_span_id() -> str:
             return span_id
 
 
-def new_trace_id() -> str:
-    """A random, non-zero 16-byte trace id (32 hex)."""
-    while True:
-        trace_id = secrets.token_hex(16)
-        if trace_id != _INVALID_TRACE_ID:
-            return trace_id
-
-
 def frame_trace_id(frame_id: str) -> str:
     """The trace id of a frame: the first 16 bytes of SHA-256(frame id), never all zero.
 

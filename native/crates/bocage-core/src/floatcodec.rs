@@ -133,10 +133,23 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         out.push(F_RAW);
         return;
     }
-    let b0 = v[0].to_bits();
-    if v.iter().all(|x| x.to_bits() == b0) {
+    // Runs of repeated values (sensors that report the same reading again and again): their
+    // starts are found once, as bit masks, and serve both the count here and RUNS. A single
+    // run is a constant column (the pass replaces a separate all-equal check).
+    let mut scratch = RunScratch::take();
+    let runs = if allow_runs {
+        run_starts(v, &mut scratch.starts)
+    } else {
+        let b0 = v[0].to_bits();
+        if v.iter().all(|x| x.to_bits() == b0) {
+            1
+        } else {
+            n + 1
+        }
+    };
+    if runs == 1 {
         out.push(F_CONST);
-        out.extend_from_slice(&b0.to_le_bytes());
+        out.extend_from_slice(&v[0].to_bits().to_le_bytes());
         return;
     }
     let mut best: Vec<u8> = Vec::new();
@@ -144,16 +157,6 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         if best.is_empty() || cand.len() < best.len() {
             *best = cand;
         }
-    };
-    // Runs of repeated values (sensors that report the same reading again and again).
-    let runs = if allow_runs {
-        1 + v[1..]
-            .iter()
-            .zip(v)
-            .map(|(a, b)| (a.to_bits() != b.to_bits()) as usize)
-            .sum::<usize>()
-    } else {
-        n + 1
     };
     // RUNS is the first candidate, and runs that take at most a bit a value end the search
     // (per-value codings take about a bit a value at best). When the runs are short, DEC
@@ -163,7 +166,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     let runs_first = try_runs && runs * 8 <= n;
     let short_runs = (n + 16) / 8;
     if runs_first {
-        if let Some(c) = encode_runs(v, runs, usize::MAX) {
+        if let Some(c) = encode_runs(v, &mut scratch, runs, usize::MAX) {
             if c.len() <= short_runs {
                 out.extend_from_slice(&c);
                 return;
@@ -172,9 +175,9 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         }
     }
     // RUNS after DEC: `Some(c)` when it ends the search
-    let runs_after = |best: &mut Vec<u8>| -> Option<Vec<u8>> {
+    let mut runs_after = |best: &mut Vec<u8>| -> Option<Vec<u8>> {
         let b = budget(best).saturating_add(1).max(short_runs + 1);
-        let c = encode_runs(v, runs, b)?;
+        let c = encode_runs(v, &mut scratch, runs, b)?;
         if c.len() <= short_runs {
             return Some(c);
         }
@@ -335,84 +338,251 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
     encode_ints_within(&ms, &mut out, rest).then_some(out)
 }
 
-/// RUNS, or `None` when it would take `budget` bytes or more.
-#[inline]
-fn encode_runs(v: &[f64], runs: usize, budget: usize) -> Option<Vec<u8>> {
-    // the value of each run as its `total_cmp` key, and its length
-    let mut keys: Vec<i64> = Vec::with_capacity(runs);
-    let mut lens = Vec::with_capacity(runs);
-    let mut i = 0;
-    while i < v.len() {
-        let b = v[i].to_bits();
-        let mut j = i + 1;
-        while j < v.len() && v[j].to_bits() == b {
-            j += 1;
-        }
-        keys.push(total_key(b));
-        lens.push((j - i) as i64);
-        i = j;
+/// Working buffers of RUNS, kept by the thread between calls: most columns are short, and
+/// allocating and freeing a handful of buffers per column would cost about as much as filling
+/// them. Taken out of its cell while in use (a nested use gets empty buffers of its own) and
+/// put back when dropped.
+#[derive(Default)]
+struct RunScratch {
+    /// `run_starts` masks of the column being encoded
+    starts: Vec<u64>,
+    /// per run: its value as a `total_key`, its length, its rank in the dictionary
+    keys: Vec<i64>,
+    lens: Vec<i64>,
+    idx: Vec<i64>,
+    /// the distinct keys in increasing order, and as values
+    dict: Vec<i64>,
+    dvals: Vec<f64>,
+    /// a nested column before its length is known
+    col: Vec<u8>,
+    /// `dictionary`'s hash table (key, rank) and the slot of each key
+    slots: Vec<(i64, u32)>,
+    slot_of: Vec<u32>,
+}
+
+thread_local! {
+    static RUN_SCRATCH: std::cell::Cell<RunScratch> = std::cell::Cell::new(RunScratch::default());
+}
+
+impl RunScratch {
+    fn take() -> Reused {
+        Reused(RUN_SCRATCH.take())
     }
-    let (dict, idx) = dictionary(&keys);
-    let dvals: Vec<f64> = dict
+}
+
+/// A `RunScratch` out of its cell; put back when dropped.
+struct Reused(RunScratch);
+
+impl Drop for Reused {
+    fn drop(&mut self) {
+        let mut s = std::mem::take(&mut self.0);
+        // keep small buffers between calls, not those of the largest column ever seen
+        if s.starts.capacity() > 1 << 12 || s.keys.capacity() > 1 << 16 {
+            s = RunScratch::default();
+        }
+        // (during thread teardown the cell may be gone: the buffers are then freed)
+        let _ = RUN_SCRATCH.try_with(|c| c.set(s));
+    }
+}
+
+impl std::ops::Deref for Reused {
+    type Target = RunScratch;
+    fn deref(&self) -> &RunScratch {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reused {
+    fn deref_mut(&mut self) -> &mut RunScratch {
+        &mut self.0
+    }
+}
+
+/// Where runs of equal bit patterns start, as masks: bit `j` of `starts[w]` is set when a run
+/// starts at `1 + 64 w + j` (the first run, at 0, is implied). Returns the number of runs.
+/// Compiled for AVX2 when the processor has it: the baseline x86-64 has no 64-bit lane
+/// comparison, and the compiler then compares one value at a time (about 4 instructions a
+/// value instead of 1).
+fn run_starts(v: &[f64], starts: &mut Vec<u64>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
+        // SAFETY: the processor has both features (checked just above).
+        return unsafe { run_starts_avx2(v, starts) };
+    }
+    run_starts_portable(v, starts)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn run_starts_avx2(v: &[f64], starts: &mut Vec<u64>) -> usize {
+    run_starts_portable(v, starts)
+}
+
+/// `run_starts` for any processor. Groups of 64 comparisons are independent and fixed in
+/// length, which the compiler vectorises when it has the instructions; a loop that walks each
+/// run to its end does not, and costs several times more.
+#[inline(always)]
+fn run_starts_portable(v: &[f64], starts: &mut Vec<u64>) -> usize {
+    let n = v.len();
+    starts.clear();
+    if n < 2 {
+        return n;
+    }
+    let (next, prev) = (&v[1..], &v[..n - 1]);
+    let mut next64 = next.chunks_exact(64);
+    let mut prev64 = prev.chunks_exact(64);
+    starts.reserve(n.div_ceil(64));
+    // (a plain loop, not `extend` with an iterator: that calls a function that is not compiled
+    // for AVX2)
+    for (a, b) in (&mut next64).zip(&mut prev64) {
+        // (as arrays: a length known when compiling lets the group be unrolled and vectorised)
+        let (a, b) = (
+            <&[f64; 64]>::try_from(a).unwrap(),
+            <&[f64; 64]>::try_from(b).unwrap(),
+        );
+        starts.push(differ_mask64(a, b));
+    }
+    if !next64.remainder().is_empty() {
+        starts.push(differ_mask(next64.remainder(), prev64.remainder()));
+    }
+    1 + starts
         .iter()
-        .map(|&k| f64::from_bits(total_key(k as u64) as u64))
-        .collect();
+        .map(|m| m.count_ones() as usize)
+        .sum::<usize>()
+}
+
+/// `differ_mask` of 64 pairs (the array type makes the length a constant for the compiler).
+#[inline(always)]
+fn differ_mask64(next: &[f64; 64], prev: &[f64; 64]) -> u64 {
+    next.iter()
+        .zip(prev)
+        .enumerate()
+        .fold(0u64, |m, (j, (a, b))| {
+            m | (((a.to_bits() != b.to_bits()) as u64) << j)
+        })
+}
+
+/// Bit `j` set when `next[j]` and `prev[j]` differ (as bit patterns), for up to 64 pairs.
+#[inline(always)]
+fn differ_mask(next: &[f64], prev: &[f64]) -> u64 {
+    next.iter()
+        .zip(prev)
+        .enumerate()
+        .fold(0u64, |m, (j, (a, b))| {
+            m | (((a.to_bits() != b.to_bits()) as u64) << j)
+        })
+}
+
+/// RUNS, or `None` when it would take `budget` bytes or more. `s.starts` holds the
+/// `run_starts` of `v` (`runs` runs).
+fn encode_runs(v: &[f64], s: &mut RunScratch, runs: usize, budget: usize) -> Option<Vec<u8>> {
+    // the value of each run as its `total_cmp` key, and its length
+    let RunScratch {
+        starts,
+        keys,
+        lens,
+        idx,
+        dict,
+        dvals,
+        col,
+        slots,
+        slot_of,
+    } = s;
+    keys.clear();
+    lens.clear();
+    let mut start = 0usize;
+    for (w, &m) in starts.iter().enumerate() {
+        let mut m = m;
+        while m != 0 {
+            let i = 1 + 64 * w + m.trailing_zeros() as usize;
+            keys.push(total_key(v[start].to_bits()));
+            lens.push((i - start) as i64);
+            start = i;
+            m &= m - 1;
+        }
+    }
+    keys.push(total_key(v[start].to_bits()));
+    lens.push((v.len() - start) as i64);
+    debug_assert_eq!(keys.len(), runs);
+    dictionary_into(keys, dict, idx, slots, slot_of);
+    dvals.clear();
+    dvals.extend(
+        dict.iter()
+            .map(|&k| f64::from_bits(total_key(k as u64) as u64)),
+    );
     let mut out = Vec::with_capacity(runs * 2 + 16);
     out.push(F_RUNS);
     put_varint(&mut out, runs as u64);
     put_varint(&mut out, dict.len() as u64);
-    let mut col = Vec::new();
-    encode_floats_depth(&dvals, &mut col, false);
+    col.clear();
+    encode_floats_depth(dvals, col, false);
     put_varint(&mut out, col.len() as u64);
-    out.extend_from_slice(&col);
+    out.extend_from_slice(col);
     col.clear();
     // each column after this one takes a byte at least, the last one without a length
     let rest = |out: &Vec<u8>, after: usize| budget.saturating_sub(out.len() + after);
     let idx_budget = rest(&out, 2);
-    if !encode_ints_within(&idx, &mut col, idx_budget) {
+    if !encode_ints_within(idx, col, idx_budget) {
         return None;
     }
     put_varint(&mut out, col.len() as u64);
-    out.extend_from_slice(&col);
+    out.extend_from_slice(col);
     let last = rest(&out, 0);
-    if !encode_ints_within(&lens, &mut out, last) {
+    if !encode_ints_within(lens, &mut out, last) {
         return None;
     }
     (out.len() < budget).then_some(out)
 }
 
 /// The distinct keys in increasing order (for values: `total_cmp` order; distinct bit
-/// patterns have distinct keys) and the rank of each key among them. Few keys are sorted and
-/// searched; many are put in a hash table (open addressing, at most half full), so that only
-/// the distinct ones are sorted, and their ranks are read back from the table.
+/// patterns have distinct keys) and the rank of each key among them.
+#[cfg(test)]
 fn dictionary(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (mut dict, mut idx) = (Vec::new(), Vec::new());
+    dictionary_into(keys, &mut dict, &mut idx, &mut Vec::new(), &mut Vec::new());
+    (dict, idx)
+}
+
+/// `dictionary` into `dict` and `idx`, with `slots` and `slot_of` as working buffers. Few keys
+/// are sorted and searched; many are put in a hash table (open addressing, at most half full),
+/// so that only the distinct ones are sorted, and their ranks are read back from the table.
+fn dictionary_into(
+    keys: &[i64],
+    dict: &mut Vec<i64>,
+    idx: &mut Vec<i64>,
+    slots: &mut Vec<(i64, u32)>,
+    slot_of: &mut Vec<u32>,
+) {
     const EMPTY: u32 = u32::MAX;
+    dict.clear();
+    idx.clear();
     if keys.len() < 48 {
-        let mut dict = keys.to_vec();
+        dict.extend_from_slice(keys);
         dict.sort_unstable();
         dict.dedup();
-        let idx = keys
-            .iter()
-            .map(|k| dict.binary_search(k).unwrap_or(0) as i64)
-            .collect();
-        return (dict, idx);
+        idx.extend(
+            keys.iter()
+                .map(|k| dict.binary_search(k).unwrap_or(0) as i64),
+        );
+        return;
     }
     let cap = (2 * keys.len()).next_power_of_two().max(16);
     let shift = 64 - cap.trailing_zeros();
     let home = |k: i64| ((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize;
-    let mut slot_key = vec![0i64; cap];
-    let mut slot_rank = vec![EMPTY; cap];
-    let mut slot_of = Vec::with_capacity(keys.len());
-    let mut dict = Vec::new();
+    // (key, rank) in one slot: a probe reads one cache line, not two
+    slots.clear();
+    slots.resize(cap, (0, EMPTY));
+    slot_of.clear();
     for &k in keys {
         let mut h = home(k);
         loop {
-            if slot_rank[h] == EMPTY {
-                (slot_key[h], slot_rank[h]) = (k, 0);
+            let (sk, rank) = slots[h];
+            if rank == EMPTY {
+                slots[h] = (k, 0);
                 dict.push(k);
                 break;
             }
-            if slot_key[h] == k {
+            if sk == k {
                 break;
             }
             h = (h + 1) & (cap - 1);
@@ -422,16 +592,12 @@ fn dictionary(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
     dict.sort_unstable();
     for (rank, &k) in dict.iter().enumerate() {
         let mut h = home(k);
-        while slot_key[h] != k || slot_rank[h] == EMPTY {
+        while slots[h].1 == EMPTY || slots[h].0 != k {
             h = (h + 1) & (cap - 1);
         }
-        slot_rank[h] = rank as u32;
+        slots[h].1 = rank as u32;
     }
-    let idx = slot_of
-        .iter()
-        .map(|&h| slot_rank[h as usize] as i64)
-        .collect();
-    (dict, idx)
+    idx.extend(slot_of.iter().map(|&h| slots[h as usize].1 as i64));
 }
 
 /// `f64::total_cmp` orders values as this signed key of their bit patterns orders them (the
@@ -669,6 +835,58 @@ mod tests {
             assert_eq!(dict, sorted, "round {round}");
             for (k, i) in keys.iter().zip(&idx) {
                 assert_eq!(sorted.binary_search(k).unwrap() as i64, *i, "round {round}");
+            }
+        }
+    }
+
+    /// `run_starts` (as dispatched, and the portable code) against a plain walk, on every
+    /// length up to three groups of 64 and values that compare equal as floats but not as bit
+    /// patterns (and the reverse).
+    #[test]
+    fn run_starts_match_plain_walk() {
+        let mut rnd = crate::testutil::xorshift(0x243f6a8885a308d3);
+        let pool = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::from_bits(0x7ff8_0000_0000_0001),
+            1.5,
+            1.5 + 1e-15,
+        ];
+        for n in 0..200 {
+            for round in 0..20 {
+                let change = 1 + round % 7;
+                let mut x = pool[0];
+                let v: Vec<f64> = (0..n)
+                    .map(|_| {
+                        let r = rnd();
+                        if r.is_multiple_of(change as u64) {
+                            x = pool[(r >> 8) as usize % pool.len()];
+                        }
+                        x
+                    })
+                    .collect();
+                let want: Vec<usize> = (1..n)
+                    .filter(|&i| v[i].to_bits() != v[i - 1].to_bits())
+                    .collect();
+                for (portable, what) in [(false, "dispatched"), (true, "portable")] {
+                    let mut starts = vec![7u64; 3];
+                    let runs = if portable {
+                        run_starts_portable(&v, &mut starts)
+                    } else {
+                        run_starts(&v, &mut starts)
+                    };
+                    let got: Vec<usize> = (0..starts.len() * 64)
+                        .filter(|&b| starts[b / 64] >> (b % 64) & 1 == 1)
+                        .map(|b| b + 1)
+                        .collect();
+                    assert_eq!(got, want, "{what}, n {n}");
+                    assert_eq!(
+                        runs,
+                        if n == 0 { 0 } else { 1 + want.len() },
+                        "{what}, n {n}"
+                    );
+                }
             }
         }
     }

@@ -161,9 +161,12 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     // RUNS is the first candidate, and runs that take at most a bit a value end the search
     // (per-value codings take about a bit a value at best). When the runs are short, DEC
     // usually wins: it is tried first, then RUNS with a budget that still lets it win ties
-    // and end the search as it would have, so that the choice is the same either way.
+    // and end the search as it would have, so that the choice is the same either way. (The
+    // order only moves work: the candidate tried second gets the first one's size as its
+    // budget. Runs averaging 4 to 8 values split about evenly between the two on sensor
+    // data; below 4, DEC mostly wins.)
     let try_runs = runs * 2 <= n;
-    let runs_first = try_runs && runs * 8 <= n;
+    let runs_first = try_runs && runs * 4 <= n;
     let short_runs = (n + 16) / 8;
     if runs_first {
         if let Some(c) = encode_runs(v, &mut scratch, runs, usize::MAX) {

@@ -368,15 +368,15 @@ thread_local! {
 }
 
 impl RunScratch {
-    fn take() -> Reused {
-        Reused(RUN_SCRATCH.take())
+    fn take() -> RunScratchGuard {
+        RunScratchGuard(RUN_SCRATCH.take())
     }
 }
 
 /// A `RunScratch` out of its cell; put back when dropped.
-struct Reused(RunScratch);
+struct RunScratchGuard(RunScratch);
 
-impl Drop for Reused {
+impl Drop for RunScratchGuard {
     fn drop(&mut self) {
         let mut s = std::mem::take(&mut self.0);
         // keep small buffers between calls, not those of the largest column ever seen
@@ -388,14 +388,14 @@ impl Drop for Reused {
     }
 }
 
-impl std::ops::Deref for Reused {
+impl std::ops::Deref for RunScratchGuard {
     type Target = RunScratch;
     fn deref(&self) -> &RunScratch {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for Reused {
+impl std::ops::DerefMut for RunScratchGuard {
     fn deref_mut(&mut self) -> &mut RunScratch {
         &mut self.0
     }

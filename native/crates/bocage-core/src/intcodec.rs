@@ -373,7 +373,7 @@ fn streams_size(bits: u64, ns: usize) -> Size {
 
 /// Statistics of the residuals gathered in one pass, shared by every coding.
 struct Stats {
-    /// the centre of HUFF, SPARSE and RHUFF (median of a sample)
+    /// the centre of HUFF, SPARSE and RHUFF (see `centre`)
     c: i64,
     lo: i64,
     hi: i64,
@@ -532,7 +532,7 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     }
 }
 
-/// Sample median of the residuals: the centre of HUFF, SPARSE and RHUFF.
+/// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero.
 fn centre(r: &[i64]) -> i64 {
     let step = (r.len() / 64).max(1);
     let mut sample = [0i64; 64];
@@ -541,7 +541,26 @@ fn centre(r: &[i64]) -> i64 {
         sample[ns] = x;
         ns += 1;
     }
-    median_of(&mut sample[..ns])
+    let sample = &mut sample[..ns];
+    let median = median_of(sample);
+    // Zero, when frequent in the sample but not the median (a sensor at rest among spread
+    // readings), is a better centre if it is cheaper for the sample: each zero would
+    // otherwise pay its distance to the median in extra bits (and SPARSE and RHUFF count
+    // their exceptions and runs against the centre).
+    if median == 0 || sample.iter().filter(|&&x| x == 0).count() * 4 <= ns {
+        return median;
+    }
+    let cost = |c: i64| -> u64 {
+        sample
+            .iter()
+            .map(|&x| bitlen(zigzag(x.wrapping_sub(c))) as u64)
+            .sum()
+    };
+    if cost(0) < cost(median) {
+        0
+    } else {
+        median
+    }
 }
 
 /// RHUFF: like HUFF, but every maximal run of residuals equal to the centre is one token (run

@@ -65,14 +65,27 @@ fn mantissa_with<const EARLY: bool>(v: f64, e: usize) -> Option<i64> {
         .then_some(m)
 }
 
-/// Nearest integer (ties to even below 2^51; any rounding is fine: callers verify).
+/// Nearest integer (ties to even below 2^51, away from zero above, as `f64::round`; any
+/// rounding is fine: callers verify). Inline throughout: `f64::round` is a library call on
+/// baseline x86-64, and decimal searches reach products above 2^51 on every long decimal.
 #[inline]
 fn round_fast(x: f64) -> f64 {
     const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
-    if x.abs() < 2251799813685248.0 {
+    let a = x.abs();
+    if a < 2251799813685248.0 {
         (x + MAGIC) - MAGIC
+    } else if a < 4503599627370496.0 {
+        // below 2^52 a double is a multiple of one half: truncate (exactly), then round a
+        // half away from zero
+        let t = (x as i64) as f64;
+        if (x - t).abs() >= 0.5 {
+            t + x.signum()
+        } else {
+            t
+        }
     } else {
-        x.round()
+        // integral already (or infinite, or NaN)
+        x
     }
 }
 
@@ -891,6 +904,33 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn round_fast_rounds_as_round_above_2_51() {
+        // where the rounding trick does not apply, the answer is `f64::round`'s bit for bit
+        let mut next = crate::testutil::xorshift(11);
+        let mut cases = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 9.2e18, -1e300];
+        for scale in [
+            2251799813685248.0f64,
+            4503599627370496.0,
+            9007199254740992.0,
+        ] {
+            for d in [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5] {
+                cases.push(scale + d);
+                cases.push(-(scale + d));
+            }
+        }
+        for _ in 0..10_000 {
+            let halves = (next() >> 11) as f64 * 0.5 + 2251799813685248.0;
+            cases.push(if next() & 1 == 0 { halves } else { -halves });
+        }
+        for x in cases
+            .into_iter()
+            .filter(|x| x.is_nan() || x.abs() >= 2251799813685248.0)
+        {
+            assert_eq!(round_fast(x).to_bits(), x.round().to_bits(), "{x}");
         }
     }
 

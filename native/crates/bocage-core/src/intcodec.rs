@@ -326,6 +326,9 @@ fn table_bits(k: usize) -> u32 {
     (usize::BITS - k.leading_zeros()).clamp(9, huffman::MAX_CODE_LEN)
 }
 
+/// Finest bin precision estimated for wide residuals (see `centre`).
+const WIDE_M: u32 = 1;
+
 /// Finest bin precision worth its table for `k` residuals.
 fn top_precision(k: usize) -> u32 {
     match k {
@@ -403,8 +406,14 @@ fn stats(r: &[i64]) -> Stats {
 #[inline(always)]
 fn stats_with<const RUNS: bool>(r: &[i64]) -> Stats {
     let k = r.len();
-    let c = centre(r);
-    let top_m = top_precision(k);
+    let (c, wide) = centre(r);
+    // (coarse precisions only for wide residuals: on the shared sensor data, this changes
+    // the size of their columns by 0.01 % at most)
+    let top_m = if wide {
+        top_precision(k).min(WIDE_M)
+    } else {
+        top_precision(k)
+    };
     let mut hist = take_hist(alphabet(top_m));
     let (mut lo, mut hi) = (r[0], r[0]);
     let mut run_starts = 0usize;
@@ -532,8 +541,12 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     }
 }
 
-/// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero.
-fn centre(r: &[i64]) -> i64 {
+/// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero;
+/// and whether the residuals are wide around it: most of the sample 2^13 or more away (at
+/// fine precisions the bins of such residuals hold one or two each, whose table entries cost
+/// more than the shape they capture, and a histogram at those precisions is long to fill,
+/// read and coarsen).
+fn centre(r: &[i64]) -> (i64, bool) {
     let step = (r.len() / 64).max(1);
     let mut sample = [0i64; 64];
     let mut ns = 0;
@@ -543,12 +556,23 @@ fn centre(r: &[i64]) -> i64 {
     }
     let sample = &mut sample[..ns];
     let median = median_of(sample);
+    let wide = |c: i64| {
+        // (short columns are quick to estimate at every precision: not worth the count)
+        if r.len() < 128 {
+            return (c, false);
+        }
+        let far = sample
+            .iter()
+            .filter(|&&x| zigzag(x.wrapping_sub(c)) >= 1 << 13)
+            .count();
+        (c, far >= ns - ns / 2)
+    };
     // Zero, when frequent in the sample but not the median (a sensor at rest among spread
     // readings), is a better centre if it is cheaper for the sample: each zero would
     // otherwise pay its distance to the median in extra bits (and SPARSE and RHUFF count
     // their exceptions and runs against the centre).
     if median == 0 || sample.iter().filter(|&&x| x == 0).count() * 4 <= ns {
-        return median;
+        return wide(median);
     }
     let cost = |c: i64| -> u64 {
         sample
@@ -556,11 +580,7 @@ fn centre(r: &[i64]) -> i64 {
             .map(|&x| bitlen(zigzag(x.wrapping_sub(c))) as u64)
             .sum()
     };
-    if cost(0) < cost(median) {
-        0
-    } else {
-        median
-    }
+    wide(if cost(0) < cost(median) { 0 } else { median })
 }
 
 /// RHUFF: like HUFF, but every maximal run of residuals equal to the centre is one token (run
@@ -571,7 +591,8 @@ fn plan_rhuff(r: &[i64], st: &Stats) -> HuffPlan {
     let k = r.len();
     let c = st.c;
     let values = st.exceptions;
-    let top_m = top_precision(values + 1);
+    // (not finer than the bins HUFF counted)
+    let top_m = top_precision(values + 1).min(st.top_m);
     let mut used = Reused::take(&LEVELS);
     for &(s, n) in st.used.iter() {
         if s == 0 {
@@ -2086,5 +2107,42 @@ mod tests {
             let v: Vec<i64> = (0..n).map(|i| (i * i) as i64 - 30).collect();
             rt(&v);
         }
+    }
+
+    #[test]
+    fn wide_residuals_take_coarse_precisions() {
+        // an inverter at night then by day: runs of zero among readings of 20 bits or more
+        let mut next = crate::testutil::xorshift(5);
+        let day_night: Vec<i64> = (0..4096)
+            .map(|i| {
+                let r = next();
+                if (i / 300) % 5 < 2 {
+                    0
+                } else {
+                    (r % 20_000_000) as i64 + 100_000
+                }
+            })
+            .collect();
+        let st = stats(&day_night);
+        assert_eq!(
+            (st.c, st.top_m),
+            (0, WIDE_M),
+            "wide around the frequent zero"
+        );
+        let mut b = Vec::new();
+        encode_ints(&day_night, &mut b);
+        // RHUFF (runs of the centre); the first values are zeros, so its `d` heads, then the
+        // centre 0, take a byte each before the precision. RHUFF's value bins are those HUFF
+        // counted, at precision WIDE_M at most.
+        assert_eq!(b[0] & 0xf0, I_RPIPE, "tag {:02x}", b[0]);
+        let d = usize::from(b[0] & 3);
+        assert!(b[1..d + 2].iter().all(|&x| x == 0), "heads and centre");
+        let m = b[d + 2];
+        assert!(u32::from(m) <= WIDE_M, "precision {m}");
+        rt(&day_night);
+        // narrow residuals keep every precision
+        let narrow: Vec<i64> = (0..4096).map(|_| (next() % 300) as i64).collect();
+        assert_eq!(stats(&narrow).top_m, MAX_M);
+        rt(&narrow);
     }
 }

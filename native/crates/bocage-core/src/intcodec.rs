@@ -1564,6 +1564,9 @@ impl<const FULL: bool> Tables<'_, FULL> {
     ) -> Result<()> {
         match (runs, four, acc) {
             (true, true, None) => self.runs::<4, false>(off, out, c, 0)?,
+            // a zero centre as a constant: one register more for the loop (runs of a zero
+            // centre are the case of the fast loop with running sums)
+            (true, true, Some(a)) if c == 0 => self.runs::<4, true>(off, out, 0, a)?,
             (true, true, Some(a)) => self.runs::<4, true>(off, out, c, a)?,
             (true, false, None) => self.runs::<1, false>(off, out, c, 0)?,
             (true, false, Some(a)) => self.runs::<1, true>(off, out, c, a)?,

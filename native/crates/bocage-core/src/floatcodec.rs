@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::intcodec::{
     decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
 };
+use std::mem::MaybeUninit;
 
 pub const F_RAW: u8 = 0x40;
 pub const F_CONST: u8 = 0x41;
@@ -636,15 +637,26 @@ const POW10_DECK: [f64; 32] = {
     t
 };
 
-/// The values of a DECK column from its exponents and mantissas (as many of each). One pass
-/// without branches, which the compiler vectorises: the division is done for raw values too
-/// (and dropped), after a check of the exponents.
+/// `1 / POW10_DECK[k]` rounded to nearest (constant evaluation is IEEE arithmetic).
+const INV10_DECK: [f64; 32] = {
+    let mut t = [1.0; 32];
+    let mut i = 0;
+    while i < 32 {
+        t[i] = 1.0 / POW10_DECK[i];
+        i += 1;
+    }
+    t
+};
+
+/// The values of a DECK column from its exponents and mantissas (as many of each), with a
+/// check of the exponents. One pass without branches, which the compiler vectorises: the
+/// quotient is computed for raw values too (and dropped).
 fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
-    // 0 <= k <= 19 exactly when neither k nor k + 12 (as u64) has a bit from 2^5 up: one
-    // OR-reduction, which vectorises (a search for the first bad exponent does not)
-    let any = ks
-        .iter()
-        .fold(0u64, |a, &k| a | k as u64 | (k as u64).wrapping_add(12));
+    let n = ks.len().min(ms.len());
+    let (ks, ms) = (&ks[..n], &ms[..n]);
+    let mut out: Vec<f64> = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    let any = deck_fill(ks, ms, dst);
     if any >> 5 != 0 {
         let k = ks
             .iter()
@@ -652,48 +664,154 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
             .unwrap_or(&-1);
         return Err(Error::corrupt(format!("decimal exponent {k} out of range")));
     }
-    let n = ks.len().min(ms.len());
-    let (ks, ms) = (&ks[..n], &ms[..n]);
-    let value = |k: i64, m: i64| {
-        let q = (m as f64) / POW10_DECK[(k & 31) as usize];
-        if k == K_RAW {
-            f64::from_bits(m as u64)
-        } else {
-            q
-        }
-    };
-    let mut out: Vec<f64> = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
-    // in fours: the divisions of a group are independent, the compiler pairs them
+    // SAFETY: `deck_fill` wrote every one of the first `n` spare elements (`dst` is exactly
+    // them), and the capacity is at least `n`.
+    unsafe { out.set_len(n) };
+    Ok(out)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn deck_portable_only() -> bool {
+    false
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to run the division pass on a processor that has FMA too.
+    static DECK_PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn deck_portable_only() -> bool {
+    DECK_PORTABLE.with(|p| p.get())
+}
+
+/// Writes the value of every `(k, m)` pair into `dst`, and returns an OR of the exponents
+/// and the exponents + 12 (as u64): 0 <= k <= 19 for all exactly when it has no bit from 2^5
+/// up (a check in the same pass, without a branch). With fused multiply-adds where the
+/// processor has them: a division by 10^k costs about 2 cycles per value whatever the vector
+/// width, the corrected products below a few instructions per vector, and they give the same
+/// bits (see `deck_quotient_fma`).
+fn deck_fill(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if !deck_portable_only()
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the processor has these features (checked just above).
+        return unsafe { deck_fill_fma(ks, ms, dst) };
+    }
+    deck_fill_with(ks, ms, dst, deck_quotient_div)
+}
+
+/// `deck_fill` in 4-lane vectors (AVX2 and FMA), one pass without branches. Mantissas of
+/// magnitude up to 2^51 (nearly all) become doubles exactly by the magic-number trick (AVX2
+/// has no conversion of `i64`); if any other than a raw value's is larger, the pass is done
+/// again by the divisions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn deck_fill_fma(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(ks.len()).min(ms.len());
+    let (ks, ms, dst) = (&ks[..n], &ms[..n], &mut dst[..n]);
+    // 2^52 + 2^51: adding m in [-2^51, 2^51) to its bits gives the double 2^52 + 2^51 + m
+    const MAGIC: f64 = 6755399441055744.0;
+    let magic_i = _mm256_set1_epi64x(MAGIC.to_bits() as i64);
+    let magic_f = _mm256_set1_pd(MAGIC);
+    let half_range = _mm256_set1_epi64x(1 << 51);
+    let twelve = _mm256_set1_epi64x(12);
+    let raw = _mm256_set1_epi64x(K_RAW);
+    let low5 = _mm256_set1_epi64x(31);
+    // OR of the exponents and exponents + 12; of (m + 2^51) >> 52 of the non-raw values
+    let mut any = _mm256_setzero_si256();
+    let mut big = _mm256_setzero_si256();
     let mut d4 = dst.chunks_exact_mut(4);
-    for ((o, k), m) in (&mut d4).zip(ks.chunks_exact(4)).zip(ms.chunks_exact(4)) {
-        let (k, m) = (
-            <&[i64; 4]>::try_from(k).unwrap(),
-            <&[i64; 4]>::try_from(m).unwrap(),
-        );
-        let p = |i: usize| POW10_DECK[(k[i] & 31) as usize];
-        let q = [
-            m[0] as f64 / p(0),
-            m[1] as f64 / p(1),
-            m[2] as f64 / p(2),
-            m[3] as f64 / p(3),
-        ];
-        for i in 0..4 {
-            o[i].write(if k[i] == K_RAW {
-                f64::from_bits(m[i] as u64)
-            } else {
-                q[i]
-            });
+    for ((o, k4), m4) in (&mut d4).zip(ks.chunks_exact(4)).zip(ms.chunks_exact(4)) {
+        let k = _mm256_set_epi64x(k4[3], k4[2], k4[1], k4[0]);
+        let m = _mm256_set_epi64x(m4[3], m4[2], m4[1], m4[0]);
+        any = _mm256_or_si256(any, _mm256_or_si256(k, _mm256_add_epi64(k, twelve)));
+        let is_raw = _mm256_cmpeq_epi64(k, raw);
+        let out_of_range = _mm256_srli_epi64::<52>(_mm256_add_epi64(m, half_range));
+        big = _mm256_or_si256(big, _mm256_andnot_si256(is_raw, out_of_range));
+        let a = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(m, magic_i)), magic_f);
+        let i = _mm256_and_si256(k, low5);
+        // SAFETY: every index is below 32 (masked just above), both tables have 32 entries.
+        let (b, y) = unsafe {
+            (
+                _mm256_i64gather_pd::<8>(POW10_DECK.as_ptr(), i),
+                _mm256_i64gather_pd::<8>(INV10_DECK.as_ptr(), i),
+            )
+        };
+        // deck_quotient_fma, four at a time
+        let q0 = _mm256_mul_pd(a, y);
+        let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, a), y, q0);
+        let q2 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, a), y, q1);
+        let v = _mm256_blendv_pd(q2, _mm256_castsi256_pd(m), _mm256_castsi256_pd(is_raw));
+        let mut w = [0f64; 4];
+        // SAFETY: `w` has room for the four values written (unaligned store).
+        unsafe { _mm256_storeu_pd(w.as_mut_ptr(), v) };
+        for (o, w) in o.iter_mut().zip(w) {
+            o.write(w);
         }
     }
     let done = n - n % 4;
-    for (i, o) in d4.into_remainder().iter_mut().enumerate() {
-        o.write(value(ks[done + i], ms[done + i]));
+    let rest = deck_fill_with(
+        &ks[done..],
+        &ms[done..],
+        d4.into_remainder(),
+        deck_quotient_div,
+    );
+    if _mm256_testz_si256(big, big) == 0 {
+        return deck_fill_with(ks, ms, dst, deck_quotient_div);
     }
-    // SAFETY: the loops above wrote every one of the first `n` spare elements (`n / 4`
-    // groups of four, then the `n % 4` left), and the capacity is at least `n`.
-    unsafe { out.set_len(n) };
-    Ok(out)
+    let mut lanes = [0i64; 4];
+    // SAFETY: `lanes` has room for the four words written (unaligned store).
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), any) };
+    lanes.iter().fold(rest, |a, &l| a | l as u64)
+}
+
+/// `f64(m) / 10^k` (0 <= k <= 18; any result for `K_RAW`) by a division.
+#[inline(always)]
+fn deck_quotient_div(k: usize, a: f64) -> f64 {
+    a / POW10_DECK[k]
+}
+
+/// `f64(m) / 10^k`, correctly rounded like the division, without one (Markstein's method).
+/// With `b = 10^k` (exact for k <= 22) and `y = RN(1/b)`: `q0 = RN(a * y)` is within 1.5
+/// ulp of a/b; one correction `q1 = RN(q0 + RN(a - b*q0) * y)` brings it within one ulp
+/// (faithful), and then, the remainder `a - b*q1` being exact, `q2 = RN(q1 + (a - b*q1) * y)`
+/// is the correctly rounded quotient (Markstein's theorem: y within half an ulp of 1/b, q1
+/// faithful; nothing here overflows or underflows, |a| <= 2^63 and 1 <= b <= 10^18).
+/// `deck_fma_matches_division` checks it against the division, near halfway cases too, and
+/// the vector pass of `deck_fill_fma` against it.
+#[cfg(test)]
+fn deck_quotient_fma(k: usize, a: f64) -> f64 {
+    let (b, y) = (POW10_DECK[k], INV10_DECK[k]);
+    let q0 = a * y;
+    let q1 = (-q0).mul_add(b, a).mul_add(y, q0);
+    (-q1).mul_add(b, a).mul_add(y, q1)
+}
+
+/// The pass of `deck_fill`, with `quotient` for `f64(m) / 10^k`.
+#[inline(always)]
+fn deck_fill_with(
+    ks: &[i64],
+    ms: &[i64],
+    dst: &mut [MaybeUninit<f64>],
+    quotient: impl Fn(usize, f64) -> f64,
+) -> u64 {
+    let mut any = 0u64;
+    for ((o, &k), &m) in dst.iter_mut().zip(ks).zip(ms) {
+        any |= k as u64 | (k as u64).wrapping_add(12);
+        let q = quotient((k & 31) as usize, m as f64);
+        o.write(if k == K_RAW {
+            f64::from_bits(m as u64)
+        } else {
+            q
+        });
+    }
+    any
 }
 
 thread_local! {
@@ -1037,6 +1155,87 @@ mod tests {
                 assert_eq!(got[i].to_bits(), want.to_bits(), "round {round} at {i}");
             }
         }
+    }
+
+    /// The division-free quotient (`deck_quotient_fma`, and `deck_fill` where the processor
+    /// runs its vector version) gives the division's bits: mantissas of every size, small
+    /// ones exhaustively, and mantissas whose quotient lies close to halfway between two
+    /// doubles (where a wrong rounding would show).
+    #[test]
+    fn deck_fma_matches_division() {
+        let mut rnd = crate::testutil::xorshift(0x9e3779b97f4a7c15u64);
+        let mut ks: Vec<i64> = Vec::new();
+        let mut ms: Vec<i64> = Vec::new();
+        for k in 0..=MAX_E as i64 {
+            for m in -(1i64 << 12)..(1 << 12) {
+                ks.push(k);
+                ms.push(m);
+            }
+            for _ in 0..20_000 {
+                ks.push(k);
+                ms.push((rnd() >> (rnd() % 64)) as i64);
+            }
+            // near halfway: m = round(h * 10^k) for h halfway between two doubles
+            // (h = (2 sig + 1) / 2^s for a 53-bit `sig`), and its neighbours
+            let five = 5u128.pow(k as u32);
+            for _ in 0..20_000 {
+                let sig = (rnd() >> 11) | 1 << 52;
+                let bits = 20 + (rnd() % 42) as u32; // of m
+                let num = (2 * sig as u128 + 1) * five;
+                let s = (128 - num.leading_zeros()).saturating_sub(bits).max(1);
+                let m = ((num + (1 << (s - 1))) >> s) as i64;
+                for d in -2..=2 {
+                    for sign in [1, -1] {
+                        ks.push(k);
+                        ms.push(sign * m.wrapping_add(d));
+                    }
+                }
+            }
+        }
+        ks.extend([0, 5, 18, 18, 18, K_RAW, K_RAW]);
+        ms.extend([i64::MIN, i64::MAX, i64::MIN, i64::MAX, -1, -7, 1 << 62]);
+        for (i, (&k, &m)) in ks.iter().zip(&ms).enumerate() {
+            if k != K_RAW {
+                let want = (m as f64) / POW10[k as usize];
+                let got = deck_quotient_fma(k as usize, m as f64);
+                assert_eq!(got.to_bits(), want.to_bits(), "at {i}: {m} / 10^{k}");
+            }
+        }
+        // the vector pass takes mantissas below 2^51 (and raw values): on those alone, at
+        // every start modulo 4 (groups of four and the remainder); on all, in pieces, most
+        // of which it hands over to the divisions
+        let small: (Vec<i64>, Vec<i64>) = ks
+            .iter()
+            .zip(&ms)
+            .filter(|&(&k, &m)| k == K_RAW || m.unsigned_abs() < 1 << 51)
+            .unzip();
+        assert!(small.0.len() > ks.len() / 2);
+        let check = |ks: &[i64], ms: &[i64]| {
+            let got = deck_values(ks, ms).unwrap();
+            for (i, ((&k, &m), g)) in ks.iter().zip(ms).zip(got).enumerate() {
+                let want = if k == K_RAW {
+                    f64::from_bits(m as u64)
+                } else {
+                    (m as f64) / POW10[k as usize]
+                };
+                assert_eq!(g.to_bits(), want.to_bits(), "at {i}: {m} / 10^{k}");
+            }
+        };
+        for skip in 0..4 {
+            check(&small.0[skip..], &small.1[skip..]);
+        }
+        for (k, m) in ks.chunks(61).zip(ms.chunks(61)) {
+            check(k, m);
+        }
+    }
+
+    /// `deck_values_match_reference` on the division pass (where the processor would run the
+    /// vector one).
+    #[test]
+    fn deck_values_match_reference_portable() {
+        DECK_PORTABLE.with(|p| p.set(true));
+        deck_values_match_reference();
+        DECK_PORTABLE.with(|p| p.set(false));
     }
 
     fn rt(v: &[f64]) -> usize {

@@ -22,6 +22,7 @@ use crate::bits::{BitReader, BitWriter};
 use crate::bytes::{put_varint, unzigzag, varint_len, zigzag, Reader};
 use crate::error::{Error, Result};
 use crate::huffman;
+use std::mem::MaybeUninit;
 
 pub const I_RAW: u8 = 0x00;
 pub const I_CONST: u8 = 0x01;
@@ -1101,27 +1102,34 @@ pub fn decode_ints_into(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()>
                 )));
             }
             let method = if rpipe { R_RHUFF } else { t & 3 };
-            // every value is written below: old contents may stay, only new room is zeroed
-            out.truncate(n);
-            out.resize(n, 0);
-            let v = &mut out[..];
+            // every value is written below, into the spare room (not zeroed first: that
+            // would be one more pass over the column)
+            out.clear();
+            out.reserve(n);
+            let v = &mut out.spare_capacity_mut()[..n];
             match d {
                 0 => decode_residuals(method, &mut r, v, None)?,
                 1 => {
-                    v[0] = unzigzag(r.varint("first value")?);
-                    let (first, rest) = v.split_at_mut(1);
-                    decode_residuals(method, &mut r, rest, Some(first[0]))?;
+                    let first = unzigzag(r.varint("first value")?);
+                    v[0].write(first);
+                    decode_residuals(method, &mut r, &mut v[1..], Some(first))?;
                 }
                 _ => {
-                    v[0] = unzigzag(r.varint("first value")?);
-                    v[1] = unzigzag(r.varint("first difference")?);
-                    let (first, rest) = v.split_at_mut(2);
-                    decode_residuals(method, &mut r, rest, Some(first[1]))?;
-                    let mut acc = 0i64;
-                    for x in v.iter_mut() {
-                        acc = acc.wrapping_add(*x);
-                        *x = acc;
-                    }
+                    v[0].write(unzigzag(r.varint("first value")?));
+                    let diff = unzigzag(r.varint("first difference")?);
+                    v[1].write(diff);
+                    decode_residuals(method, &mut r, &mut v[2..], Some(diff))?;
+                }
+            }
+            // SAFETY: the first `d` elements were written just above, and `decode_residuals`
+            // writes every element of the slice it is given when it returns `Ok` (it did):
+            // all of the first `n` spare elements are initialised; the capacity is >= `n`.
+            unsafe { out.set_len(n) };
+            if d == 2 {
+                let mut acc = 0i64;
+                for x in out.iter_mut() {
+                    acc = acc.wrapping_add(*x);
+                    *x = acc;
                 }
             }
         }
@@ -1295,19 +1303,40 @@ fn token_long(data: &[u8], off: u64, t: u32) -> u64 {
     (lo | (hi << 32)) | top
 }
 
+/// Writes `out` from the residuals `next` returns in order: themselves, or with `acc` =
+/// `Some(a)` their running sums from `a`.
+#[inline(always)]
+fn emit(out: &mut [MaybeUninit<i64>], acc: Option<i64>, mut next: impl FnMut() -> i64) {
+    match acc {
+        None => {
+            for x in out {
+                x.write(next());
+            }
+        }
+        Some(mut a) => {
+            for x in out {
+                a = a.wrapping_add(next());
+                x.write(a);
+            }
+        }
+    }
+}
+
 /// Decodes `out.len()` residuals coded by `method` into `out`. With `acc` = `Some(a)`, writes
 /// their running sums from `a` instead (`out[i] = a + r[0] + ... + r[i]`, wrapping): one
-/// order of differences undone on the way.
+/// order of differences undone on the way. When it returns `Ok`, every element of `out` has
+/// been written (`decode_ints_into` relies on it).
 fn decode_residuals(
     method: u8,
     r: &mut Reader<'_>,
-    out: &mut [i64],
+    out: &mut [MaybeUninit<i64>],
     acc: Option<i64>,
 ) -> Result<()> {
     let k = out.len();
     match method {
         R_CONST => {
-            out.fill(unzigzag(r.varint("constant residual")?));
+            let c = unzigzag(r.varint("constant residual")?);
+            emit(out, acc, || c);
         }
         R_PACK => {
             let lo = unzigzag(r.varint("pack minimum")?);
@@ -1319,13 +1348,9 @@ fn decode_residuals(
             let body = r.take(bytes, "packed residuals")?;
             let mut br = BitReader::new(body);
             if w <= 56 {
-                for x in out.iter_mut() {
-                    *x = lo.wrapping_add(br.read(w) as i64);
-                }
+                emit(out, acc, || lo.wrapping_add(br.read(w) as i64));
             } else {
-                for x in out.iter_mut() {
-                    *x = lo.wrapping_add(br.read_wide(w) as i64);
-                }
+                emit(out, acc, || lo.wrapping_add(br.read_wide(w) as i64));
             }
             br.finish("packed residuals")?;
         }
@@ -1348,10 +1373,17 @@ fn decode_residuals(
                 }
                 exc.push((pos, c.wrapping_add(unzigzag(r.varint("exception")?))));
             }
-            out.fill(c);
-            for (p, x) in exc {
-                out[p] = x;
-            }
+            // positions increase: the next exception is the first one left
+            let mut exc = exc.into_iter().peekable();
+            let mut i = 0usize;
+            emit(out, acc, || {
+                let x = match exc.next_if(|&(p, _)| p == i) {
+                    Some((_, x)) => x,
+                    None => c,
+                };
+                i += 1;
+                x
+            });
         }
         _ => {
             let c = unzigzag(r.varint("huffman centre")?);
@@ -1381,12 +1413,6 @@ fn decode_residuals(
                 let tmask = (1usize << dec.bits) - 1;
                 huff_streams(r, out, c, table, tmask, padded, runs, acc)
             });
-        }
-    }
-    if let Some(mut a) = acc {
-        for x in out.iter_mut() {
-            a = a.wrapping_add(*x);
-            *x = a;
         }
     }
     Ok(())
@@ -1436,7 +1462,7 @@ fn portable_only() -> bool {
 #[allow(clippy::too_many_arguments)]
 fn huff_streams(
     r: &mut Reader<'_>,
-    out: &mut [i64],
+    out: &mut [MaybeUninit<i64>],
     c: i64,
     table: &Table,
     tmask: usize,
@@ -1519,7 +1545,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
-        out: &mut [i64],
+        out: &mut [MaybeUninit<i64>],
         c: i64,
     ) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
@@ -1541,7 +1567,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
-        out: &mut [i64],
+        out: &mut [MaybeUninit<i64>],
         c: i64,
     ) -> Result<()> {
         self.kernels(runs, four, acc, off, out, c)
@@ -1554,11 +1580,14 @@ impl<const FULL: bool> Tables<'_, FULL> {
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
-        out: &mut [i64],
+        out: &mut [MaybeUninit<i64>],
         c: i64,
     ) -> Result<()> {
         match (runs, four, acc) {
             (true, true, None) => self.runs::<4, false>(off, out, c, 0)?,
+            // a zero centre as a constant: one register more for the loop (runs of a zero
+            // centre are the case of the fast loop with running sums)
+            (true, true, Some(a)) if c == 0 => self.runs::<4, true>(off, out, 0, a)?,
             (true, true, Some(a)) => self.runs::<4, true>(off, out, c, a)?,
             (true, false, None) => self.runs::<1, false>(off, out, c, 0)?,
             (true, false, Some(a)) => self.runs::<1, true>(off, out, c, a)?,
@@ -1578,15 +1607,21 @@ impl<const FULL: bool> Tables<'_, FULL> {
 
     /// HUFF, one stream.
     #[inline(always)]
-    fn values1<const DELTA: bool>(&self, off: &mut u64, out: &mut [i64], c: i64, mut acc: i64) {
+    fn values1<const DELTA: bool>(
+        &self,
+        off: &mut u64,
+        out: &mut [MaybeUninit<i64>],
+        c: i64,
+        mut acc: i64,
+    ) {
         let mut o = *off;
         for x in out.iter_mut() {
             let v = c.wrapping_add(unzigzag(self.tok(&mut o).0));
             if DELTA {
                 acc = acc.wrapping_add(v);
-                *x = acc;
+                x.write(acc);
             } else {
-                *x = v;
+                x.write(v);
             }
         }
         *off = o;
@@ -1632,7 +1667,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
     fn values4<const DELTA: bool>(
         &self,
         off: &mut [u64; 4],
-        out: &mut [i64],
+        out: &mut [MaybeUninit<i64>],
         c: i64,
         mut acc: i64,
     ) {
@@ -1647,10 +1682,10 @@ impl<const FULL: bool> Tables<'_, FULL> {
             if DELTA {
                 for (x, &d) in q.iter_mut().zip(&v) {
                     acc = acc.wrapping_add(d);
-                    *x = acc;
+                    x.write(acc);
                 }
             } else {
-                q.copy_from_slice(&v);
+                q.copy_from_slice(&v.map(MaybeUninit::new));
             }
         }
         *off = [o0, o1, o2, o3];
@@ -1658,9 +1693,9 @@ impl<const FULL: bool> Tables<'_, FULL> {
             let v = c.wrapping_add(unzigzag(self.tok(&mut off[i % 4]).0));
             if DELTA {
                 acc = acc.wrapping_add(v);
-                *x = acc;
+                x.write(acc);
             } else {
-                *x = v;
+                x.write(v);
             }
         }
     }
@@ -1670,7 +1705,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
     fn runs<const NS: usize, const DELTA: bool>(
         &self,
         off: &mut [u64; 4],
-        out: &mut [i64],
+        out: &mut [MaybeUninit<i64>],
         c: i64,
         mut acc: i64,
     ) -> Result<()> {
@@ -1699,14 +1734,14 @@ impl<const FULL: bool> Tables<'_, FULL> {
                         let v = if run { c } else { c.wrapping_add(unzigzag(z)) };
                         let len = if run { z } else { 1 };
                         let w = if DELTA { acc.wrapping_add(v) } else { v };
-                        dst.fill(w);
+                        dst.fill(MaybeUninit::new(w));
                         if len > 8 {
                             if len > (k - pos) as u64 {
                                 return Err(Error::corrupt(
                                     "run of the centre runs past the column",
                                 ));
                             }
-                            out[pos + 8..pos + len as usize].fill(w);
+                            out[pos + 8..pos + len as usize].fill(MaybeUninit::new(w));
                         }
                         acc = w;
                         pos += len as usize;
@@ -1731,24 +1766,24 @@ impl<const FULL: bool> Tables<'_, FULL> {
                 let run = &mut out[pos..pos + z as usize];
                 if DELTA {
                     if c == 0 {
-                        run.fill(acc);
+                        run.fill(MaybeUninit::new(acc));
                     } else {
                         for x in run.iter_mut() {
                             acc = acc.wrapping_add(c);
-                            *x = acc;
+                            x.write(acc);
                         }
                     }
                 } else {
-                    run.fill(c);
+                    run.fill(MaybeUninit::new(c));
                 }
                 pos += z as usize;
             } else {
                 let v = c.wrapping_add(unzigzag(z));
                 if DELTA {
                     acc = acc.wrapping_add(v);
-                    out[pos] = acc;
+                    out[pos].write(acc);
                 } else {
-                    out[pos] = v;
+                    out[pos].write(v);
                 }
                 pos += 1;
             }
@@ -1761,6 +1796,25 @@ impl<const FULL: bool> Tables<'_, FULL> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `decode_residuals` of `k` values into slots first set to `fill` (a slot the decoder
+    /// does not write keeps it: the tests try two fills).
+    fn residuals(
+        method: u8,
+        rd: &mut Reader<'_>,
+        k: usize,
+        acc: Option<i64>,
+        fill: i64,
+    ) -> Result<Vec<i64>> {
+        let mut out = vec![MaybeUninit::new(fill); k];
+        decode_residuals(method, rd, &mut out, acc)?;
+        // SAFETY: every slot was initialised (to `fill`) before the call, and the decoder
+        // only writes initialised values.
+        Ok(out
+            .into_iter()
+            .map(|x| unsafe { x.assume_init() })
+            .collect())
+    }
 
     /// `encode_ints_within` gives up only on columns of at least `budget` bytes, and
     /// otherwise writes exactly what `encode_ints` writes.
@@ -1899,16 +1953,17 @@ mod tests {
             for portable in [false, true] {
                 PORTABLE_ONLY.with(|p| p.set(portable));
                 for (acc, want) in [(None, &r), (Some(a0), &sums)] {
-                    let mut out = vec![0i64; k];
-                    let mut rd = Reader::new(&payload);
-                    decode_residuals(method, &mut rd, &mut out, acc).unwrap();
-                    assert!(rd.is_empty(), "round {round}");
-                    assert_eq!(&out, want, "round {round} method {method} acc {acc:?}");
+                    // two fills of the slots: one the decoder did not write would show
+                    for fill in [0, -1] {
+                        let mut rd = Reader::new(&payload);
+                        let out = residuals(method, &mut rd, k, acc, fill).unwrap();
+                        assert!(rd.is_empty(), "round {round}");
+                        assert_eq!(&out, want, "round {round} method {method} acc {acc:?}");
+                    }
                 }
             }
             for cut in [0, 1, payload.len() / 2, payload.len().saturating_sub(1)] {
-                let mut out = vec![0i64; k];
-                let _ = decode_residuals(method, &mut Reader::new(&payload[..cut]), &mut out, None);
+                let _ = residuals(method, &mut Reader::new(&payload[..cut]), k, None, 0);
             }
             // garbage in the streams (the table stays valid): runs past the end, overreads
             for _ in 0..4 {
@@ -1922,9 +1977,8 @@ mod tests {
                 let mut got = Vec::new();
                 for portable in [false, true] {
                     PORTABLE_ONLY.with(|p| p.set(portable));
-                    let mut out = vec![0i64; k];
-                    let res = decode_residuals(method, &mut Reader::new(&bad), &mut out, Some(1));
-                    got.push(res.map(|_| out).map_err(|e| e.to_string()));
+                    let res = residuals(method, &mut Reader::new(&bad), k, Some(1), 0);
+                    got.push(res.map_err(|e| e.to_string()));
                 }
                 assert_eq!(got[0], got[1], "round {round}");
             }

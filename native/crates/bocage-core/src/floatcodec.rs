@@ -471,12 +471,7 @@ fn run_starts_portable(v: &[f64], starts: &mut Vec<u64>) -> usize {
 /// `differ_mask` of 64 pairs (the array type makes the length a constant for the compiler).
 #[inline(always)]
 fn differ_mask64(next: &[f64; 64], prev: &[f64; 64]) -> u64 {
-    next.iter()
-        .zip(prev)
-        .enumerate()
-        .fold(0u64, |m, (j, (a, b))| {
-            m | (((a.to_bits() != b.to_bits()) as u64) << j)
-        })
+    differ_mask(next, prev)
 }
 
 /// Bit `j` set when `next[j]` and `prev[j]` differ (as bit patterns), for up to 64 pairs.

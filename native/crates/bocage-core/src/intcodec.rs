@@ -812,18 +812,34 @@ fn plan_basic(r: &[i64], st: &Stats, budget: usize, alt_min: usize) -> Option<Ba
     // Lower bound of HUFF at every precision: no prefix code beats the entropy of its bins,
     // and a coarser precision never costs less than a finer one (each coarse bin splits into
     // finer bins whose choice its extra bits pay for in full: `h(m) + x(m) >= h(m+1) +
-    // x(m+1)`), so the finest precision's entropy and extra bits bound them all; a table takes
-    // two bytes at least. When it exceeds PACK or SPARSE, HUFF could never be chosen.
+    // x(m+1)`), so the finest precision's entropy and extra bits bound them all. The table
+    // lists every used bin, and precision 0 uses the fewest (bins nest): with `u0` bins there
+    // it takes a header byte, then a listing of `u0` varints or of three bytes at least, then
+    // half a byte of code length per bin (none for a single bin); streams after the first
+    // carry their length. When this exceeds PACK or SPARSE, HUFF could never be chosen.
     let log2 = Log2::get();
     let huff_lb = {
         let lk = log2.of(k as u32);
         let (mut h, mut extra) = (0.0f64, 0u64);
+        // bins at precision 0 are the values 0 and 1, then one per bit length
+        let (mut u0, mut last0) = (0usize, u64::MAX);
         for &(s, cnt) in st.used.iter() {
             h += cnt as f64 * (lk - log2.of(cnt));
-            extra += bin_base(s, top_m).1 as u64 * cnt as u64;
+            let (base, e) = bin_base(s, top_m);
+            extra += e as u64 * cnt as u64;
+            let b0 = if base < 2 { base } else { bitlen(base) as u64 };
+            u0 += (b0 != last0) as usize;
+            last0 = b0;
         }
+        let table = if u0 <= 1 {
+            2
+        } else {
+            1 + u0.min(3) + u0.div_ceil(2)
+        };
         // (a margin for the rounding of the sum)
-        head + 2 + ((h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra).div_ceil(8) as usize
+        head + table
+            + (streams(k) - 1)
+            + ((h * (1.0 - 1e-9) - 1.0).max(0.0) as u64 + extra).div_ceil(8) as usize
     };
     if budget != usize::MAX && pack_size.min(sparse_size).min(huff_lb).min(alt_min) >= budget {
         return None;

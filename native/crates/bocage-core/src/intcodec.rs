@@ -1638,6 +1638,9 @@ impl<const FULL: bool> Tables<'_, FULL> {
             (true, true, None) => self.runs::<4, false, false>(off, out, c, 0)?,
             // a zero centre as a constant: one register more for the loop (runs of a zero
             // centre are the case of the fast loop with running sums)
+            (true, true, Some(a)) if c == 0 && kernel == Kernel::RareRuns => {
+                self.runs::<4, true, true>(off, out, 0, a)?
+            }
             (true, true, Some(a)) if c == 0 => self.runs::<4, true, false>(off, out, 0, a)?,
             (true, true, Some(a)) => self.runs::<4, true, false>(off, out, c, a)?,
             (true, false, None) => self.runs::<1, false, false>(off, out, c, 0)?,
@@ -1770,58 +1773,64 @@ impl<const FULL: bool> Tables<'_, FULL> {
         // branch on its kind: the value (a run: the centre, or with DELTA the running sum,
         // which a run of a zero centre repeats); only runs longer than 8 take a branch. The
         // words past a value token are overwritten by the next tokens. With `RARE`, a value
-        // token writes its one output and a run branches off.
+        // token writes its one output and a run branches off, to the end of the column (the
+        // loop below has nothing left).
         if !DELTA || c == 0 {
             let [mut o0, mut o1, mut o2, mut o3] = o;
             // one token of stream `$j` (offset `$o`), or out of the loop when fewer than 8
-            // outputs are left
+            // outputs are left (`RARE`: none)
             macro_rules! step {
                 ($o:ident, $j:expr) => {
-                    if $j < NS {
+                    if $j < NS && RARE {
+                        // to the end of the column: a value token needs one output left
+                        if pos >= k {
+                            s = $j;
+                            break;
+                        }
+                        let (z, t) = self.tok(&mut $o);
+                        if t & E_RUN != 0 {
+                            let left = k - pos;
+                            if z > left as u64 {
+                                return Err(Error::corrupt(
+                                    "run of the centre runs past the column",
+                                ));
+                            }
+                            // a run of a zero centre repeats the running sum
+                            let w = if DELTA { acc } else { c };
+                            if z <= 8 && left >= 8 {
+                                out[pos..pos + 8].fill(MaybeUninit::new(w));
+                            } else {
+                                out[pos..pos + z as usize].fill(MaybeUninit::new(w));
+                            }
+                            pos += z as usize;
+                        } else {
+                            let v = c.wrapping_add(unzigzag(z));
+                            let w = if DELTA { acc.wrapping_add(v) } else { v };
+                            out[pos].write(w);
+                            acc = w;
+                            pos += 1;
+                        }
+                    } else if $j < NS {
                         let Some(dst) = out.get_mut(pos..pos + 8) else {
                             s = $j;
                             break;
                         };
                         let (z, t) = self.tok(&mut $o);
-                        if RARE {
-                            if t & E_RUN != 0 {
-                                if z > (k - pos) as u64 {
-                                    return Err(Error::corrupt(
-                                        "run of the centre runs past the column",
-                                    ));
-                                }
-                                // a run of a zero centre repeats the running sum
-                                let w = if DELTA { acc } else { c };
-                                if z <= 8 {
-                                    dst.fill(MaybeUninit::new(w));
-                                } else {
-                                    out[pos..pos + z as usize].fill(MaybeUninit::new(w));
-                                }
-                                pos += z as usize;
-                            } else {
-                                let v = c.wrapping_add(unzigzag(z));
-                                let w = if DELTA { acc.wrapping_add(v) } else { v };
-                                dst[0].write(w);
-                                acc = w;
-                                pos += 1;
+                        let run = t & E_RUN != 0;
+                        let v = if run { c } else { c.wrapping_add(unzigzag(z)) };
+                        let len = if run { z } else { 1 };
+                        let w = if DELTA { acc.wrapping_add(v) } else { v };
+                        dst.fill(MaybeUninit::new(w));
+                        if len > 8 {
+                            if len > (k - pos) as u64 {
+                                return Err(Error::corrupt(
+                                    "run of the centre runs past the column",
+                                ));
                             }
-                        } else {
-                            let run = t & E_RUN != 0;
-                            let v = if run { c } else { c.wrapping_add(unzigzag(z)) };
-                            let len = if run { z } else { 1 };
-                            let w = if DELTA { acc.wrapping_add(v) } else { v };
-                            dst.fill(MaybeUninit::new(w));
-                            if len > 8 {
-                                if len > (k - pos) as u64 {
-                                    return Err(Error::corrupt(
-                                        "run of the centre runs past the column",
-                                    ));
-                                }
-                                out[pos + 8..pos + len as usize].fill(MaybeUninit::new(w));
-                            }
-                            acc = w;
-                            pos += len as usize;
+                            out[pos + 8..pos + len as usize].fill(MaybeUninit::new(w));
                         }
+                        acc = w;
+                        pos += len as usize;
                     }
                 };
             }

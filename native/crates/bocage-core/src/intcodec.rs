@@ -1427,7 +1427,14 @@ fn decode_residuals(
                     }
                 });
                 let tmask = (1usize << dec.bits) - 1;
-                huff_streams(r, out, c, table, tmask, padded, runs, acc)
+                let kernel = if !runs {
+                    Kernel::Values
+                } else if rare_runs(dec, values) {
+                    Kernel::RareRuns
+                } else {
+                    Kernel::Runs
+                };
+                huff_streams(r, out, c, table, tmask, padded, kernel, acc)
             });
         }
     }
@@ -1443,6 +1450,46 @@ thread_local! {
             Vec::new(),
             huffman::Decoder { bits: 0, codes: Vec::new(), syms: Vec::new() },
         ));
+}
+
+/// The decoding loop a HUFF / RHUFF payload takes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kernel {
+    /// HUFF: value tokens only
+    Values,
+    /// RHUFF where run tokens are common: every token writes 8 outputs without a branch on
+    /// its kind (a mispredicted branch per short run would cost more)
+    Runs,
+    /// RHUFF where run tokens are rare (their codes, by their lengths, take under 1/8 of
+    /// the tokens): a value token writes one output and a run takes a branch, which is
+    /// rarely mispredicted (fewer stores per token than `Runs`)
+    RareRuns,
+}
+
+/// Whether the codes of the run symbols (`dec.syms[i] >= values`) have a total probability
+/// `sum 2^-length` under 1/8, which is the share of run tokens a Huffman code of these
+/// lengths expects: then `Kernel::RareRuns` decodes faster than `Kernel::Runs`. Decides the
+/// speed only, never the result (the kernels agree on every input).
+fn rare_runs(dec: &huffman::Decoder, values: usize) -> bool {
+    #[cfg(test)]
+    if let Some(force) = FORCE_RARE_RUNS.with(|f| f.get()) {
+        return force;
+    }
+    let share: u64 = dec
+        .codes
+        .iter()
+        .zip(&dec.syms)
+        .filter(|&(_, &s)| s as usize >= values)
+        .map(|(&(_, l), _)| 1u64 << (huffman::MAX_CODE_LEN - (l as u32).min(huffman::MAX_CODE_LEN)))
+        .sum();
+    share < 1 << (huffman::MAX_CODE_LEN - 3)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to choose `Kernel::RareRuns` (true) or `Kernel::Runs` (false) whatever
+    /// the code lengths.
+    static FORCE_RARE_RUNS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
 #[cfg(not(test))]
@@ -1483,7 +1530,7 @@ fn huff_streams(
     table: &Table,
     tmask: usize,
     padded: &mut Vec<u8>,
-    runs: bool,
+    kernel: Kernel,
     acc: Option<i64>,
 ) -> Result<()> {
     let k = out.len();
@@ -1521,10 +1568,10 @@ fn huff_streams(
     if tmask == FULL_MASK {
         // the common table of MAX_CODE_LEN bits: its mask is a constant (one register less)
         let d = Tables::<true> { body, table, tmask };
-        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+        d.dispatch(kernel, ns == 4, acc, &mut off, out, c)?;
     } else {
         let d = Tables::<false> { body, table, tmask };
-        d.dispatch(runs, ns == 4, acc, &mut off, out, c)?;
+        d.dispatch(kernel, ns == 4, acc, &mut off, out, c)?;
     }
     // each stream must end exactly in its last byte
     let mut start = 0usize;
@@ -1557,7 +1604,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
     /// the `cl` register, masks by `bzhi`), else for the baseline x86-64.
     fn dispatch(
         &self,
-        runs: bool,
+        kernel: Kernel,
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
@@ -1570,43 +1617,50 @@ impl<const FULL: bool> Tables<'_, FULL> {
             && std::is_x86_feature_detected!("bmi2")
         {
             // SAFETY: the processor has both features (checked just above).
-            return unsafe { self.kernels_bmi2(runs, four, acc, off, out, c) };
+            return unsafe { self.kernels_bmi2(kernel, four, acc, off, out, c) };
         }
-        self.kernels(runs, four, acc, off, out, c)
+        self.kernels(kernel, four, acc, off, out, c)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "bmi1,bmi2")]
     fn kernels_bmi2(
         &self,
-        runs: bool,
+        kernel: Kernel,
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
         out: &mut [MaybeUninit<i64>],
         c: i64,
     ) -> Result<()> {
-        self.kernels(runs, four, acc, off, out, c)
+        self.kernels(kernel, four, acc, off, out, c)
     }
 
     #[inline(always)]
     fn kernels(
         &self,
-        runs: bool,
+        kernel: Kernel,
         four: bool,
         acc: Option<i64>,
         off: &mut [u64; 4],
         out: &mut [MaybeUninit<i64>],
         c: i64,
     ) -> Result<()> {
+        let runs = kernel != Kernel::Values;
         match (runs, four, acc) {
-            (true, true, None) => self.runs::<4, false>(off, out, c, 0)?,
+            (true, true, None) if kernel == Kernel::RareRuns => {
+                self.runs::<4, false, true>(off, out, c, 0)?
+            }
+            (true, true, None) => self.runs::<4, false, false>(off, out, c, 0)?,
             // a zero centre as a constant: one register more for the loop (runs of a zero
             // centre are the case of the fast loop with running sums)
-            (true, true, Some(a)) if c == 0 => self.runs::<4, true>(off, out, 0, a)?,
-            (true, true, Some(a)) => self.runs::<4, true>(off, out, c, a)?,
-            (true, false, None) => self.runs::<1, false>(off, out, c, 0)?,
-            (true, false, Some(a)) => self.runs::<1, true>(off, out, c, a)?,
+            (true, true, Some(a)) if c == 0 && kernel == Kernel::RareRuns => {
+                self.runs::<4, true, true>(off, out, 0, a)?
+            }
+            (true, true, Some(a)) if c == 0 => self.runs::<4, true, false>(off, out, 0, a)?,
+            (true, true, Some(a)) => self.runs::<4, true, false>(off, out, c, a)?,
+            (true, false, None) => self.runs::<1, false, false>(off, out, c, 0)?,
+            (true, false, Some(a)) => self.runs::<1, true, false>(off, out, c, a)?,
             (false, true, None) => self.values4::<false>(off, out, c, 0),
             (false, true, Some(a)) => self.values4::<true>(off, out, c, a),
             (false, false, None) => self.values1::<false>(&mut off[0], out, c, 0),
@@ -1716,9 +1770,10 @@ impl<const FULL: bool> Tables<'_, FULL> {
         }
     }
 
-    /// RHUFF over `NS` streams (token `t` in stream `t % NS`): value tokens and runs of `c`.
+    /// RHUFF over `NS` streams (token `t` in stream `t % NS`): value tokens and runs of `c`;
+    /// with `RARE` (`Kernel::RareRuns`) a branch on the token kind in the fast loop.
     #[inline(always)]
-    fn runs<const NS: usize, const DELTA: bool>(
+    fn runs<const NS: usize, const DELTA: bool, const RARE: bool>(
         &self,
         off: &mut [u64; 4],
         out: &mut [MaybeUninit<i64>],
@@ -1733,14 +1788,45 @@ impl<const FULL: bool> Tables<'_, FULL> {
         // While 8 outputs are left, each token writes the same word to 8 of them, without a
         // branch on its kind: the value (a run: the centre, or with DELTA the running sum,
         // which a run of a zero centre repeats); only runs longer than 8 take a branch. The
-        // words past a value token are overwritten by the next tokens.
+        // words past a value token are overwritten by the next tokens. With `RARE`, a value
+        // token writes its one output and a run branches off, to the end of the column (the
+        // loop below has nothing left).
         if !DELTA || c == 0 {
             let [mut o0, mut o1, mut o2, mut o3] = o;
             // one token of stream `$j` (offset `$o`), or out of the loop when fewer than 8
-            // outputs are left
+            // outputs are left (`RARE`: none)
             macro_rules! step {
                 ($o:ident, $j:expr) => {
-                    if $j < NS {
+                    if $j < NS && RARE {
+                        // to the end of the column: a value token needs one output left
+                        if pos >= k {
+                            s = $j;
+                            break;
+                        }
+                        let (z, t) = self.tok(&mut $o);
+                        if t & E_RUN != 0 {
+                            let left = k - pos;
+                            if z > left as u64 {
+                                return Err(Error::corrupt(
+                                    "run of the centre runs past the column",
+                                ));
+                            }
+                            // a run of a zero centre repeats the running sum
+                            let w = if DELTA { acc } else { c };
+                            if z <= 8 && left >= 8 {
+                                out[pos..pos + 8].fill(MaybeUninit::new(w));
+                            } else {
+                                out[pos..pos + z as usize].fill(MaybeUninit::new(w));
+                            }
+                            pos += z as usize;
+                        } else {
+                            let v = c.wrapping_add(unzigzag(z));
+                            let w = if DELTA { acc.wrapping_add(v) } else { v };
+                            out[pos].write(w);
+                            acc = w;
+                            pos += 1;
+                        }
+                    } else if $j < NS {
                         let Some(dst) = out.get_mut(pos..pos + 8) else {
                             s = $j;
                             break;
@@ -1965,19 +2051,28 @@ mod tests {
                 a = a.wrapping_add(v);
                 sums.push(a);
             }
-            // both kernel builds (BMI2, where the processor has it, and baseline)
-            for portable in [false, true] {
+            // both kernel builds (BMI2, where the processor has it, and baseline), RHUFF by
+            // both kernels whatever its code lengths
+            for (portable, rare) in [false, true]
+                .into_iter()
+                .flat_map(|p| [None, Some(false), Some(true)].map(|r| (p, r)))
+            {
                 PORTABLE_ONLY.with(|p| p.set(portable));
+                FORCE_RARE_RUNS.with(|f| f.set(rare));
                 for (acc, want) in [(None, &r), (Some(a0), &sums)] {
                     // two fills of the slots: one the decoder did not write would show
                     for fill in [0, -1] {
                         let mut rd = Reader::new(&payload);
                         let out = residuals(method, &mut rd, k, acc, fill).unwrap();
                         assert!(rd.is_empty(), "round {round}");
-                        assert_eq!(&out, want, "round {round} method {method} acc {acc:?}");
+                        assert_eq!(
+                            &out, want,
+                            "round {round} method {method} acc {acc:?} rare {rare:?}"
+                        );
                     }
                 }
             }
+            FORCE_RARE_RUNS.with(|f| f.set(None));
             for cut in [0, 1, payload.len() / 2, payload.len().saturating_sub(1)] {
                 let _ = residuals(method, &mut Reader::new(&payload[..cut]), k, None, 0);
             }
@@ -1993,10 +2088,19 @@ mod tests {
                 let mut got = Vec::new();
                 for portable in [false, true] {
                     PORTABLE_ONLY.with(|p| p.set(portable));
-                    let res = residuals(method, &mut Reader::new(&bad), k, Some(1), 0);
-                    got.push(res.map_err(|e| e.to_string()));
+                    for rare in [Some(false), Some(true)] {
+                        FORCE_RARE_RUNS.with(|f| f.set(rare));
+                        for acc in [Some(1), None] {
+                            let res = residuals(method, &mut Reader::new(&bad), k, acc, 0);
+                            got.push(res.map_err(|e| e.to_string()));
+                        }
+                    }
                 }
-                assert_eq!(got[0], got[1], "round {round}");
+                FORCE_RARE_RUNS.with(|f| f.set(None));
+                // the same results (the plain ones, acc None, at the odd indices)
+                for (i, g) in got.iter().enumerate() {
+                    assert_eq!(g, &got[i % 2], "round {round} kernel {i}");
+                }
             }
             PORTABLE_ONLY.with(|p| p.set(false));
         }

@@ -665,23 +665,6 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-#[cfg(not(test))]
-#[inline(always)]
-fn deck_portable_only() -> bool {
-    false
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Tests set this to run the division pass on a processor that has FMA too.
-    static DECK_PORTABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-#[cfg(test)]
-fn deck_portable_only() -> bool {
-    DECK_PORTABLE.with(|p| p.get())
-}
-
 /// Writes the value of every `(k, m)` pair into `dst`, and returns an OR of the exponents
 /// and the exponents + 12 (as u64): 0 <= k <= 19 for all exactly when it has no bit from 2^5
 /// up (a check in the same pass, without a branch). With fused multiply-adds where the
@@ -690,12 +673,22 @@ fn deck_portable_only() -> bool {
 /// bits (see `deck_quotient_fma`).
 fn deck_fill(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if !deck_portable_only()
-        && std::is_x86_feature_detected!("avx2")
-        && std::is_x86_feature_detected!("fma")
     {
-        // SAFETY: the processor has these features (checked just above).
-        return unsafe { deck_fill_fma(ks, ms, dst) };
+        use crate::kernels::{allowed, Tier};
+        if allowed(Tier::Avx512)
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the processor has these features (checked just above).
+            return unsafe { deck_fill_avx512(ks, ms, dst) };
+        }
+        if allowed(Tier::Avx2)
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor has these features (checked just above).
+            return unsafe { deck_fill_fma(ks, ms, dst) };
+        }
     }
     deck_fill_with(ks, ms, dst, deck_quotient_div)
 }
@@ -764,6 +757,75 @@ fn deck_fill_fma(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
     // SAFETY: `lanes` has room for the four words written (unaligned store).
     unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), any) };
     lanes.iter().fold(rest, |a, &l| a | l as u64)
+}
+
+/// `deck_fill` in 8-lane vectors (AVX-512 F and DQ), one pass without branches. Unlike
+/// `deck_fill_fma`: the powers of ten and their reciprocals are picked from registers by
+/// permutes (the two gathers per vector of AVX2 cost more than the rest of the pass), and
+/// every mantissa becomes a double by the rounding conversion (`m as f64`), so none is
+/// handed over to the divisions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn deck_fill_avx512(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(ks.len()).min(ms.len());
+    let (ks, ms, dst) = (&ks[..n], &ms[..n], &mut dst[..n]);
+    // SAFETY: each table has 32 entries: four vectors of 8 read from them.
+    let (pow, inv) = unsafe {
+        (
+            [0, 8, 16, 24].map(|i| _mm512_loadu_pd(POW10_DECK[i..i + 8].as_ptr())),
+            [0, 8, 16, 24].map(|i| _mm512_loadu_pd(INV10_DECK[i..i + 8].as_ptr())),
+        )
+    };
+    let twelve = _mm512_set1_epi64(12);
+    let raw = _mm512_set1_epi64(K_RAW);
+    let sixteen = _mm512_set1_epi64(16);
+    // OR of the exponents and exponents + 12
+    let mut any = _mm512_setzero_si512();
+    let mut d8 = dst.chunks_exact_mut(8);
+    for ((o, k8), m8) in (&mut d8).zip(ks.chunks_exact(8)).zip(ms.chunks_exact(8)) {
+        // SAFETY: both chunks have 8 elements (unaligned loads).
+        let (k, m) = unsafe {
+            (
+                _mm512_loadu_si512(k8.as_ptr().cast()),
+                _mm512_loadu_si512(m8.as_ptr().cast()),
+            )
+        };
+        any = _mm512_or_si512(any, _mm512_or_si512(k, _mm512_add_epi64(k, twelve)));
+        let is_raw = _mm512_cmpeq_epi64_mask(k, raw);
+        let a = _mm512_cvtepi64_pd(m);
+        // table entry k & 31: the low 4 bits pick among 16 entries, bit 4 the half
+        let high = _mm512_test_epi64_mask(k, sixteen);
+        let b = _mm512_mask_blend_pd(
+            high,
+            _mm512_permutex2var_pd(pow[0], k, pow[1]),
+            _mm512_permutex2var_pd(pow[2], k, pow[3]),
+        );
+        let y = _mm512_mask_blend_pd(
+            high,
+            _mm512_permutex2var_pd(inv[0], k, inv[1]),
+            _mm512_permutex2var_pd(inv[2], k, inv[3]),
+        );
+        // deck_quotient_fma, eight at a time
+        let q0 = _mm512_mul_pd(a, y);
+        let q1 = _mm512_fmadd_pd(_mm512_fnmadd_pd(q0, b, a), y, q0);
+        let q2 = _mm512_fmadd_pd(_mm512_fnmadd_pd(q1, b, a), y, q1);
+        let v = _mm512_mask_blend_pd(is_raw, q2, _mm512_castsi512_pd(m));
+        let mut w = [0f64; 8];
+        // SAFETY: `w` has room for the eight values written (unaligned store).
+        unsafe { _mm512_storeu_pd(w.as_mut_ptr(), v) };
+        for (o, w) in o.iter_mut().zip(w) {
+            o.write(w);
+        }
+    }
+    let done = n - n % 8;
+    let rest = deck_fill_with(
+        &ks[done..],
+        &ms[done..],
+        d8.into_remainder(),
+        deck_quotient_div,
+    );
+    rest | _mm512_reduce_or_epi64(any) as u64
 }
 
 /// `f64(m) / 10^k` (0 <= k <= 18; any result for `K_RAW`) by a division.
@@ -1216,7 +1278,7 @@ mod tests {
                 assert_eq!(g.to_bits(), want.to_bits(), "at {i}: {m} / 10^{k}");
             }
         };
-        for skip in 0..4 {
+        for skip in 0..8 {
             check(&small.0[skip..], &small.1[skip..]);
         }
         for (k, m) in ks.chunks(61).zip(ms.chunks(61)) {
@@ -1228,9 +1290,17 @@ mod tests {
     /// vector one).
     #[test]
     fn deck_values_match_reference_portable() {
-        DECK_PORTABLE.with(|p| p.set(true));
-        deck_values_match_reference();
-        DECK_PORTABLE.with(|p| p.set(false));
+        crate::kernels::capped(crate::kernels::Tier::Portable, deck_values_match_reference);
+    }
+
+    /// `deck_values_match_reference` and `deck_fma_matches_division` on the AVX2 pass (where
+    /// the processor would run the AVX-512 one).
+    #[test]
+    fn deck_values_match_reference_avx2() {
+        crate::kernels::capped(crate::kernels::Tier::Avx2, || {
+            deck_values_match_reference();
+            deck_fma_matches_division();
+        });
     }
 
     fn rt(v: &[f64]) -> usize {

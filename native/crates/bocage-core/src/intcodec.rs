@@ -1492,18 +1492,6 @@ thread_local! {
     static FORCE_RARE_RUNS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
-#[cfg(not(test))]
-#[inline(always)]
-fn portable_only() -> bool {
-    false
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Tests set this to run the baseline kernels on a processor that has BMI2 too.
-    static PORTABLE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 #[cfg(test)]
 thread_local! {
     /// Kernels run by table size: 1 = full (MAX_CODE_LEN bits), 2 = smaller.
@@ -1515,11 +1503,6 @@ thread_local! {
     /// Paths of `tok2` taken: 1 = both tokens from one window, 2 = the second reloaded, 4 =
     /// a first token too long to pair.
     static PAIRS_SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-fn portable_only() -> bool {
-    PORTABLE_ONLY.with(|p| p.get())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1612,7 +1595,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
         c: i64,
     ) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if !portable_only()
+        if crate::kernels::allowed(crate::kernels::Tier::Avx2)
             && std::is_x86_feature_detected!("bmi1")
             && std::is_x86_feature_detected!("bmi2")
         {
@@ -1898,6 +1881,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Tier;
 
     /// `decode_residuals` of `k` values into slots first set to `fill` (a slot the decoder
     /// does not write keeps it: the tests try two fills).
@@ -2057,7 +2041,11 @@ mod tests {
                 .into_iter()
                 .flat_map(|p| [None, Some(false), Some(true)].map(|r| (p, r)))
             {
-                PORTABLE_ONLY.with(|p| p.set(portable));
+                crate::kernels::set_cap(if portable {
+                    Tier::Portable
+                } else {
+                    Tier::Avx512
+                });
                 FORCE_RARE_RUNS.with(|f| f.set(rare));
                 for (acc, want) in [(None, &r), (Some(a0), &sums)] {
                     // two fills of the slots: one the decoder did not write would show
@@ -2087,7 +2075,11 @@ mod tests {
                 }
                 let mut got = Vec::new();
                 for portable in [false, true] {
-                    PORTABLE_ONLY.with(|p| p.set(portable));
+                    crate::kernels::set_cap(if portable {
+                        Tier::Portable
+                    } else {
+                        Tier::Avx512
+                    });
                     for rare in [Some(false), Some(true)] {
                         FORCE_RARE_RUNS.with(|f| f.set(rare));
                         for acc in [Some(1), None] {
@@ -2102,7 +2094,7 @@ mod tests {
                     assert_eq!(g, &got[i % 2], "round {round} kernel {i}");
                 }
             }
-            PORTABLE_ONLY.with(|p| p.set(false));
+            crate::kernels::set_cap(Tier::Avx512);
         }
         assert_eq!(PAIRS_SEEN.with(|p| p.get()), 7, "every path of tok2");
         assert_eq!(TABLES_SEEN.with(|t| t.get()), 3, "full and smaller tables");

@@ -10,6 +10,7 @@ pub mod floatcodec;
 pub mod frame;
 pub mod huffman;
 pub mod intcodec;
+pub mod kernels;
 pub mod sketch;
 #[cfg(test)]
 mod testutil;

@@ -665,6 +665,11 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// Columns from this many values on take the AVX-512 pass: the processor runs 512-bit
+/// instructions at full speed only some microseconds after the first ones, which short
+/// columns, decoded one call at a time, would pay every time (their decode was ~20 % slower).
+const AVX512_MIN: usize = 8192;
+
 /// Writes the value of every `(k, m)` pair into `dst`, and returns an OR of the exponents
 /// and the exponents + 12 (as u64): 0 <= k <= 19 for all exactly when it has no bit from 2^5
 /// up (a check in the same pass, without a branch). With fused multiply-adds where the
@@ -676,6 +681,7 @@ fn deck_fill(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
     {
         use crate::kernels::{allowed, Tier};
         if allowed(Tier::Avx512)
+            && ks.len() >= AVX512_MIN
             && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512dq")
         {

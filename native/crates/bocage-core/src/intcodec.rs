@@ -949,13 +949,17 @@ fn push_levels(
         }
         let start = flat.len();
         flat.reserve(b - a);
+        // the single values below 2^(m+1) stay as they are: copied at once (the first bin
+        // above, coarsened, is past all of them)
+        let exact = a + flat[a..b].partition_point(|&(s, _)| s < 2 << m);
+        flat.extend_from_within(a..exact);
         // bins stay increasing: each merges into the last one pushed or starts anew
         let mut prev = u32::MAX;
         let mut more = 0u64;
-        for i in a..b {
+        for i in exact..b {
             let (s, cnt) = flat[i];
             let bin = coarser_bin(s, m);
-            more += if s >= 2 << m { cnt as u64 } else { 0 };
+            more += cnt as u64;
             if bin == prev {
                 let last = flat.len() - 1;
                 flat[last].1 += cnt;

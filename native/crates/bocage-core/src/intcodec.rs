@@ -1323,6 +1323,18 @@ fn token_long(data: &[u8], off: u64, t: u32) -> u64 {
     (lo | (hi << 32)) | top
 }
 
+/// Writes the value `v` into `x`, or with `DELTA` the running sum `acc + v` (kept in `acc`):
+/// one decoded value of the Huffman kernels.
+#[inline(always)]
+fn put<const DELTA: bool>(x: &mut MaybeUninit<i64>, acc: &mut i64, v: i64) {
+    if DELTA {
+        *acc = acc.wrapping_add(v);
+        x.write(*acc);
+    } else {
+        x.write(v);
+    }
+}
+
 /// Writes `out` from the residuals `next` returns in order: themselves, or with `acc` =
 /// `Some(a)` their running sums from `a`.
 #[inline(always)]
@@ -1673,13 +1685,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
     ) {
         let mut o = *off;
         for x in out.iter_mut() {
-            let v = c.wrapping_add(unzigzag(self.tok(&mut o).0));
-            if DELTA {
-                acc = acc.wrapping_add(v);
-                x.write(acc);
-            } else {
-                x.write(v);
-            }
+            put::<DELTA>(x, &mut acc, c.wrapping_add(unzigzag(self.tok(&mut o).0)));
         }
         *off = o;
     }
@@ -1747,13 +1753,11 @@ impl<const FULL: bool> Tables<'_, FULL> {
         }
         *off = [o0, o1, o2, o3];
         for (i, x) in chunks.into_remainder().iter_mut().enumerate() {
-            let v = c.wrapping_add(unzigzag(self.tok(&mut off[i % 4]).0));
-            if DELTA {
-                acc = acc.wrapping_add(v);
-                x.write(acc);
-            } else {
-                x.write(v);
-            }
+            put::<DELTA>(
+                x,
+                &mut acc,
+                c.wrapping_add(unzigzag(self.tok(&mut off[i % 4]).0)),
+            );
         }
     }
 
@@ -1867,13 +1871,7 @@ impl<const FULL: bool> Tables<'_, FULL> {
                 }
                 pos += z as usize;
             } else {
-                let v = c.wrapping_add(unzigzag(z));
-                if DELTA {
-                    acc = acc.wrapping_add(v);
-                    out[pos].write(acc);
-                } else {
-                    out[pos].write(v);
-                }
+                put::<DELTA>(&mut out[pos], &mut acc, c.wrapping_add(unzigzag(z)));
                 pos += 1;
             }
         }

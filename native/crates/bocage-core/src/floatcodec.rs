@@ -274,13 +274,15 @@ fn budget(best: &[u8]) -> usize {
 }
 
 /// DEC at exponent `e`: `None` when too many values are exceptions, `Some(None)` when the
-/// column would take `budget` bytes or more.
+/// column would take `budget` bytes or more. (The exceptions alone may show the latter before
+/// the former is known: that only happens with a budget, i.e. after another candidate, and
+/// callers only tell the two apart when DEC is the first.)
 fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
     let n = v.len();
     let mut ms = Vec::with_capacity(n);
     let mut exc: Vec<(usize, u64)> = Vec::new();
-    if !dec_mantissas(v, e, &mut ms, &mut exc) {
-        return None;
+    if !dec_mantissas(v, e, budget, &mut ms, &mut exc) {
+        return if exc.len() * 8 > n { None } else { Some(None) };
     }
     let mut out = Vec::with_capacity(n * 2 + 16);
     out.push(F_DEC);
@@ -301,19 +303,34 @@ fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
 
 /// DEC's mantissas at exponent `e` into `ms` (an exception repeats the mantissa before it)
 /// and its exceptions into `exc` (position, bit pattern); `false` as soon as more than one
-/// value in eight is an exception. With AVX2 and FMA where the processor has them: four
+/// value in eight is an exception, or the exceptions alone make the column `budget` bytes or
+/// more (see `too_many`). With AVX2 and FMA where the processor has them: four
 /// values a step, each checked by a corrected product instead of a division (the same
 /// answer, see `dec_mantissas_fma`).
-fn dec_mantissas(v: &[f64], e: usize, ms: &mut Vec<i64>, exc: &mut Vec<(usize, u64)>) -> bool {
+fn dec_mantissas(
+    v: &[f64],
+    e: usize,
+    budget: usize,
+    ms: &mut Vec<i64>,
+    exc: &mut Vec<(usize, u64)>,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::allowed(crate::kernels::Tier::Avx2)
         && std::is_x86_feature_detected!("avx2")
         && std::is_x86_feature_detected!("fma")
     {
         // SAFETY: the processor has these features (checked just above).
-        return unsafe { dec_mantissas_fma(v, e, ms, exc) };
+        return unsafe { dec_mantissas_fma(v, e, budget, ms, exc) };
     }
-    dec_mantissas_from(v, 0, 0, e, ms, exc)
+    dec_mantissas_from(v, 0, 0, e, budget, ms, exc)
+}
+
+/// `x` exceptions are too many for DEC in a column of `n` values: more than one in eight, or
+/// at least `budget` bytes with the header (tag, exponent, count), the nine bytes at least of
+/// each (position gap, bit pattern) and a byte at least of mantissas.
+#[inline(always)]
+fn too_many(x: usize, n: usize, budget: usize) -> bool {
+    x * 8 > n || 4 + 9 * x >= budget
 }
 
 /// `dec_mantissas` from position `from` on (`prev`: the mantissa before it), one value at a
@@ -324,6 +341,7 @@ fn dec_mantissas_from(
     from: usize,
     mut prev: i64,
     e: usize,
+    budget: usize,
     ms: &mut Vec<i64>,
     exc: &mut Vec<(usize, u64)>,
 ) -> bool {
@@ -336,7 +354,7 @@ fn dec_mantissas_from(
             }
             None => {
                 exc.push((i, x.to_bits()));
-                if exc.len() * 8 > v.len() {
+                if too_many(exc.len(), v.len(), budget) {
                     return false;
                 }
                 ms.push(prev);
@@ -353,7 +371,13 @@ fn dec_mantissas_from(
 /// `mantissa_with`, as is the tail.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dec_mantissas_fma(v: &[f64], e: usize, ms: &mut Vec<i64>, exc: &mut Vec<(usize, u64)>) -> bool {
+fn dec_mantissas_fma(
+    v: &[f64],
+    e: usize,
+    budget: usize,
+    ms: &mut Vec<i64>,
+    exc: &mut Vec<(usize, u64)>,
+) -> bool {
     use std::arch::x86_64::*;
     const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
     let (b, y) = (_mm256_set1_pd(POW10[e]), _mm256_set1_pd(INV10_DECK[e]));
@@ -402,7 +426,7 @@ fn dec_mantissas_fma(v: &[f64], e: usize, ms: &mut Vec<i64>, exc: &mut Vec<(usiz
                 }
                 None => {
                     exc.push((4 * g + j, x.to_bits()));
-                    if exc.len() * 8 > v.len() {
+                    if too_many(exc.len(), v.len(), budget) {
                         return false;
                     }
                     ms.push(prev);
@@ -410,7 +434,15 @@ fn dec_mantissas_fma(v: &[f64], e: usize, ms: &mut Vec<i64>, exc: &mut Vec<(usiz
             }
         }
     }
-    dec_mantissas_from(v, v.len() - quads.remainder().len(), prev, e, ms, exc)
+    dec_mantissas_from(
+        v,
+        v.len() - quads.remainder().len(),
+        prev,
+        e,
+        budget,
+        ms,
+        exc,
+    )
 }
 
 /// DECK: `None` when too many values are not short decimals, or when the column would take
@@ -1220,7 +1252,7 @@ mod tests {
                 .collect();
             let run = || {
                 let (mut ms, mut exc) = (Vec::new(), Vec::new());
-                let ok = dec_mantissas(&v, e, &mut ms, &mut exc);
+                let ok = dec_mantissas(&v, e, usize::MAX, &mut ms, &mut exc);
                 (ok, ms, exc)
             };
             let portable = crate::kernels::capped(crate::kernels::Tier::Portable, run);

@@ -15,7 +15,7 @@
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
 use crate::intcodec::{
-    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
+    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within, Reused,
 };
 use std::mem::MaybeUninit;
 
@@ -181,7 +181,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     // data; below 4, DEC mostly wins.)
     let try_runs = runs * 2 <= n;
     let runs_first = try_runs && runs * 4 <= n;
-    let short_runs = (n + 16) / 8;
+    let short_runs = (n + 8) / 4;
     if runs_first {
         if let Some(c) = encode_runs(v, &mut scratch, runs, usize::MAX) {
             if c.len() <= short_runs {
@@ -273,13 +273,20 @@ fn budget(best: &[u8]) -> usize {
     }
 }
 
+thread_local! {
+    /// Mantissas and exponents of the decimal candidates, kept by the thread between columns
+    /// (see `Reused`).
+    static MANTISSAS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
+    static EXPONENTS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// DEC at exponent `e`: `None` when too many values are exceptions, `Some(None)` when the
 /// column would take `budget` bytes or more. (The exceptions alone may show the latter before
 /// the former is known: that only happens with a budget, i.e. after another candidate, and
 /// callers only tell the two apart when DEC is the first.)
 fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
     let n = v.len();
-    let mut ms = Vec::with_capacity(n);
+    let mut ms = Reused::take(&MANTISSAS);
     let mut exc: Vec<(usize, u64)> = Vec::new();
     if !dec_mantissas(v, e, budget, &mut ms, &mut exc) {
         return if exc.len() * 8 > n { None } else { Some(None) };
@@ -449,8 +456,8 @@ fn dec_mantissas_fma(
 /// `budget` bytes or more.
 fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
     let n = v.len();
-    let mut ks = Vec::with_capacity(n);
-    let mut ms = Vec::with_capacity(n);
+    let mut ks = Reused::take(&EXPONENTS);
+    let mut ms = Reused::take(&MANTISSAS);
     let mut hint = 1usize;
     let mut raw = 0usize;
     for (i, &x) in v.iter().enumerate() {
@@ -473,7 +480,7 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
             }
         }
     }
-    let mut kcol = Vec::new();
+    let mut kcol = Vec::with_capacity(n + 16);
     encode_ints(&ks, &mut kcol);
     let mut out = Vec::with_capacity(n * 3 + 16);
     out.push(F_DECK);

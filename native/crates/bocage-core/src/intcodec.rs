@@ -79,13 +79,13 @@ pub fn bin_base(s: u32, m: u32) -> (u64, u32) {
 /// and short columns should not pay for allocating and freeing their working buffers each
 /// time. Taken out of its cell (empty, contents unspecified) while in use and put back when
 /// dropped, so that a nested use only allocates a buffer of its own.
-struct Reused<T: 'static> {
+pub(crate) struct Reused<T: 'static> {
     cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
     buf: Vec<T>,
 }
 
 impl<T> Reused<T> {
-    fn take(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>) -> Self {
+    pub(crate) fn take(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>) -> Self {
         let mut buf = cell.take();
         buf.clear();
         Reused { cell, buf }

@@ -210,18 +210,18 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         let per_value = e >= 4 && spread * 4 > ks.len();
         // candidates give up as soon as they cannot beat the best so far (`consider` keeps
         // only a strictly smaller one), which changes no choice
-        let dec = encode_dec(v, e, budget(&best));
+        let dec = encode_dec(v, e, budget(&best, n));
         let dec_failed = dec.is_none();
         if let Some(Some(c)) = dec {
             consider(c, &mut best);
         }
         if (per_value || dec_failed) && !try_runs {
-            if let Some(c) = encode_deck(v, budget(&best)) {
+            if let Some(c) = encode_deck(v, budget(&best, n)) {
                 consider(c, &mut best);
             }
         }
     } else if !ks.is_empty() && !try_runs {
-        if let Some(c) = encode_deck(v, budget(&best)) {
+        if let Some(c) = encode_deck(v, budget(&best, n)) {
             consider(c, &mut best);
         }
     }
@@ -235,12 +235,14 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     }
 }
 
-/// Size a new candidate must stay under to be kept: that of the best one so far.
-fn budget(best: &[u8]) -> usize {
+/// Size a new candidate must stay under to be kept, in a column of `n` values: that of the
+/// best one so far, and at most RAW's (which is kept over any candidate as large).
+fn budget(best: &[u8], n: usize) -> usize {
+    let raw = 1 + 8 * n;
     if best.is_empty() {
-        usize::MAX
+        raw
     } else {
-        best.len()
+        best.len().min(raw)
     }
 }
 

@@ -255,7 +255,7 @@ thread_local! {
 
 /// DEC at exponent `e`: `None` when too many values are exceptions, `Some(None)` when the
 /// column would take `budget` bytes or more. (The exceptions alone may show the latter before
-/// the former is known: that only happens with a budget, i.e. after another candidate, and
+/// the former is known only with a budget below RAW's size, i.e. after another candidate:
 /// callers only tell the two apart when DEC is the first.)
 fn encode_dec(v: &[f64], e: usize, budget: usize) -> Option<Option<Vec<u8>>> {
     let n = v.len();

@@ -95,10 +95,17 @@ impl<T> Reused<T> {
 impl<T> Drop for Reused<T> {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
-        // (during thread teardown the cell may be gone: the buffer is then freed)
-        let _ = self.cell.try_with(|c| c.set(buf));
+        // A buffer grown by an unusually long column is freed rather than kept for the
+        // thread's life. (During thread teardown the cell may be gone: the buffer is then
+        // freed too.)
+        if buf.capacity() <= REUSED_MAX {
+            let _ = self.cell.try_with(|c| c.set(buf));
+        }
     }
 }
+
+/// Largest buffer (in elements) a thread keeps between columns: 1 MiB of 64-bit values.
+const REUSED_MAX: usize = 1 << 17;
 
 impl<T> std::ops::Deref for Reused<T> {
     type Target = Vec<T>;
@@ -1902,6 +1909,22 @@ mod tests {
             .into_iter()
             .map(|x| unsafe { x.assume_init() })
             .collect())
+    }
+
+    /// A thread keeps its working buffers between columns, but not one grown beyond
+    /// `REUSED_MAX` (each test runs on a thread of its own: the cell starts empty).
+    #[test]
+    fn reused_buffers_are_kept_up_to_the_cap() {
+        {
+            let mut d = Reused::take(&DIFFS);
+            d.resize(1000, 0);
+        }
+        assert!(DIFFS.take().capacity() >= 1000);
+        {
+            let mut d = Reused::take(&DIFFS);
+            d.resize(REUSED_MAX + 1, 0);
+        }
+        assert_eq!(DIFFS.take().capacity(), 0);
     }
 
     /// `encode_ints_within` gives up only on columns of at least `budget` bytes, and

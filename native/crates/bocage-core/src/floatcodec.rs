@@ -15,8 +15,9 @@
 use crate::bytes::{put_varint, Reader};
 use crate::error::{Error, Result};
 use crate::intcodec::{
-    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within, Reused,
+    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
 };
+use crate::scratch::{Reused, Scratch};
 use std::mem::MaybeUninit;
 
 pub const F_RAW: u8 = 0x40;
@@ -34,6 +35,12 @@ const POW10: [f64; MAX_E + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18,
 ];
+
+/// 1.5 * 2^52: for |x| < 2^51, `(x + MAGIC) - MAGIC` is `x` rounded to an integer (ties to
+/// even), and the bits of `m + MAGIC` for an integer `|m| < 2^51` are those of `MAGIC` plus `m`.
+const MAGIC: f64 = 6755399441055744.0;
+/// 2^51, where that trick stops being exact.
+const TWO_51: f64 = 2251799813685248.0;
 
 /// The mantissa of `v` at exponent `e`, if `(m as f64) / 10^e` gives `v` back bit for bit.
 #[inline]
@@ -71,9 +78,8 @@ fn mantissa_with<const EARLY: bool>(v: f64, e: usize) -> Option<i64> {
 /// baseline x86-64, and decimal searches reach products above 2^51 on every long decimal.
 #[inline]
 fn round_fast(x: f64) -> f64 {
-    const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
     let a = x.abs();
-    if a < 2251799813685248.0 {
+    if a < TWO_51 {
         (x + MAGIC) - MAGIC
     } else if a < 4503599627370496.0 {
         // below 2^52 a double is a multiple of one half: truncate (exactly), then round a
@@ -95,7 +101,7 @@ fn round_fast(x: f64) -> f64 {
 fn is_small_integer(v: f64) -> bool {
     let a = v.abs();
     // below 2^51 the rounding trick is exact; above, a rare case, ask libm
-    let integral = if a < 2251799813685248.0 {
+    let integral = if a < TWO_51 {
         round_fast(v) == v
     } else {
         a < 9.2e18 && v == v.trunc()
@@ -150,7 +156,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     // Runs of repeated values (sensors that report the same reading again and again): their
     // starts are found once, as bit masks, and serve both the count here and RUNS. A single
     // run is a constant column (the pass replaces a separate all-equal check).
-    let mut scratch = RunScratch::take();
+    let mut scratch = Reused::take(&RUN_SCRATCH);
     let runs = if allow_runs {
         run_starts(v, &mut scratch.starts)
     } else {
@@ -247,8 +253,8 @@ fn budget(best: &[u8], n: usize) -> usize {
 }
 
 thread_local! {
-    /// Mantissas and exponents of the decimal candidates, kept by the thread between columns
-    /// (see `Reused`).
+    /// Mantissas and exponents of the decimal codings (encoding and decoding), kept by the
+    /// thread between columns.
     static MANTISSAS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
     static EXPONENTS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
 }
@@ -327,18 +333,40 @@ fn dec_mantissas_from(
 ) -> bool {
     for (i, &x) in v.iter().enumerate().skip(from) {
         // (exceptions are rare here: no early exit)
-        match mantissa_with::<false>(x, e) {
-            Some(m) => {
-                ms.push(m);
-                prev = m;
+        let found = mantissa_with::<false>(x, e);
+        if !push_mantissa(found, i, x, &mut prev, v.len(), budget, ms, exc) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Appends value `i` (`x`) of a DEC column of `n` values: its mantissa if `found`, else an
+/// exception (and `prev`, the mantissa before it, again); `false` when the exceptions are
+/// `too_many`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn push_mantissa(
+    found: Option<i64>,
+    i: usize,
+    x: f64,
+    prev: &mut i64,
+    n: usize,
+    budget: usize,
+    ms: &mut Vec<i64>,
+    exc: &mut Vec<(usize, u64)>,
+) -> bool {
+    match found {
+        Some(m) => {
+            ms.push(m);
+            *prev = m;
+        }
+        None => {
+            exc.push((i, x.to_bits()));
+            if too_many(exc.len(), n, budget) {
+                return false;
             }
-            None => {
-                exc.push((i, x.to_bits()));
-                if too_many(exc.len(), v.len(), budget) {
-                    return false;
-                }
-                ms.push(prev);
-            }
+            ms.push(*prev);
         }
     }
     true
@@ -359,11 +387,10 @@ fn dec_mantissas_fma(
     exc: &mut Vec<(usize, u64)>,
 ) -> bool {
     use std::arch::x86_64::*;
-    const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
     let (b, y) = (_mm256_set1_pd(POW10[e]), _mm256_set1_pd(INV10_DECK[e]));
     let magic = _mm256_set1_pd(MAGIC);
     let magic_bits = _mm256_set1_epi64x(MAGIC.to_bits() as i64);
-    let limit = _mm256_set1_pd(2251799813685248.0); // 2^51
+    let limit = _mm256_set1_pd(TWO_51);
     let magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
     let mut prev = 0i64;
     let mut quads = v.chunks_exact(4);
@@ -399,18 +426,8 @@ fn dec_mantissas_fma(
             } else {
                 mantissa_with::<false>(x, e)
             };
-            match found {
-                Some(m) => {
-                    ms.push(m);
-                    prev = m;
-                }
-                None => {
-                    exc.push((4 * g + j, x.to_bits()));
-                    if too_many(exc.len(), v.len(), budget) {
-                        return false;
-                    }
-                    ms.push(prev);
-                }
+            if !push_mantissa(found, 4 * g + j, x, &mut prev, v.len(), budget, ms, exc) {
+                return false;
             }
         }
     }
@@ -467,10 +484,8 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
     encode_ints_within(&ms, &mut out, rest).then_some(out)
 }
 
-/// Working buffers of RUNS, kept by the thread between calls: most columns are short, and
-/// allocating and freeing a handful of buffers per column would cost about as much as filling
-/// them. Taken out of its cell while in use (a nested use gets empty buffers of its own) and
-/// put back when dropped.
+/// Working buffers of RUNS, kept by the thread between columns (see `crate::scratch`); each
+/// use clears those it fills.
 #[derive(Default)]
 struct RunScratch {
     /// `run_starts` masks of the column being encoded
@@ -493,37 +508,11 @@ thread_local! {
     static RUN_SCRATCH: std::cell::Cell<RunScratch> = std::cell::Cell::new(RunScratch::default());
 }
 
-impl RunScratch {
-    fn take() -> RunScratchGuard {
-        RunScratchGuard(RUN_SCRATCH.take())
-    }
-}
+impl Scratch for RunScratch {
+    fn reset(&mut self) {}
 
-/// A `RunScratch` out of its cell; put back when dropped.
-struct RunScratchGuard(RunScratch);
-
-impl Drop for RunScratchGuard {
-    fn drop(&mut self) {
-        let mut s = std::mem::take(&mut self.0);
-        // keep small buffers between calls, not those of the largest column ever seen
-        if s.starts.capacity() > 1 << 12 || s.keys.capacity() > 1 << 16 {
-            s = RunScratch::default();
-        }
-        // (during thread teardown the cell may be gone: the buffers are then freed)
-        let _ = RUN_SCRATCH.try_with(|c| c.set(s));
-    }
-}
-
-impl std::ops::Deref for RunScratchGuard {
-    type Target = RunScratch;
-    fn deref(&self) -> &RunScratch {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for RunScratchGuard {
-    fn deref_mut(&mut self) -> &mut RunScratch {
-        &mut self.0
+    fn oversized(&self) -> bool {
+        self.starts.capacity() > 1 << 12 || self.keys.capacity() > 1 << 16
     }
 }
 
@@ -821,8 +810,7 @@ fn deck_fill_fma(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
     use std::arch::x86_64::*;
     let n = dst.len().min(ks.len()).min(ms.len());
     let (ks, ms, dst) = (&ks[..n], &ms[..n], &mut dst[..n]);
-    // 2^52 + 2^51: adding m in [-2^51, 2^51) to its bits gives the double 2^52 + 2^51 + m
-    const MAGIC: f64 = 6755399441055744.0;
+    // adding m in [-2^51, 2^51) to the bits of MAGIC gives the double MAGIC + m
     let magic_i = _mm256_set1_epi64x(MAGIC.to_bits() as i64);
     let magic_f = _mm256_set1_pd(MAGIC);
     let half_range = _mm256_set1_epi64x(1 << 51);
@@ -989,12 +977,6 @@ fn deck_fill_with(
     any
 }
 
-thread_local! {
-    /// DECK's exponent and mantissa columns while they are turned into values.
-    static DECK_SCRATCH: std::cell::RefCell<(Vec<i64>, Vec<i64>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
 pub fn decode_floats(data: &[u8], n: usize) -> Result<Vec<f64>> {
     decode_floats_depth(data, n, true)
 }
@@ -1047,19 +1029,10 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
             r = Reader::new(&[]);
             // exponents and mantissas are only read here: decoded into buffers kept by the
             // thread (no allocation, no clearing)
-            DECK_SCRATCH.with(|cell| {
-                let mut scratch = cell.borrow_mut();
-                let (ks, ms) = &mut *scratch;
-                let res = decode_ints_into(kcol, n, ks)
-                    .and_then(|_| decode_ints_into(mcol, n, ms))
-                    .and_then(|_| deck_values(ks, ms));
-                // keep small buffers between calls, not those of the largest column ever seen
-                if ks.capacity() > 1 << 16 || ms.capacity() > 1 << 16 {
-                    *ks = Vec::new();
-                    *ms = Vec::new();
-                }
-                res
-            })?
+            let (mut ks, mut ms) = (Reused::take(&EXPONENTS), Reused::take(&MANTISSAS));
+            decode_ints_into(kcol, n, &mut ks)?;
+            decode_ints_into(mcol, n, &mut ms)?;
+            deck_values(&ks, &ms)?
         }
         F_RUNS if allow_runs => {
             let runs = r.varint("run count")?;

@@ -22,6 +22,7 @@ use crate::bits::{BitReader, BitWriter};
 use crate::bytes::{put_varint, unzigzag, varint_len, zigzag, Reader};
 use crate::error::{Error, Result};
 use crate::huffman;
+use crate::scratch::Reused;
 use std::mem::MaybeUninit;
 
 pub const I_RAW: u8 = 0x00;
@@ -75,58 +76,12 @@ pub fn bin_base(s: u32, m: u32) -> (u64, u32) {
     }
 }
 
-/// A buffer of the encoder kept by the thread between calls: encoders run for every column,
-/// and short columns should not pay for allocating and freeing their working buffers each
-/// time. Taken out of its cell (empty, contents unspecified) while in use and put back when
-/// dropped, so that a nested use only allocates a buffer of its own.
-pub(crate) struct Reused<T: 'static> {
-    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
-    buf: Vec<T>,
-}
-
-impl<T> Reused<T> {
-    pub(crate) fn take(cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>) -> Self {
-        let mut buf = cell.take();
-        buf.clear();
-        Reused { cell, buf }
-    }
-}
-
-impl<T> Drop for Reused<T> {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        // A buffer grown by an unusually long column is freed rather than kept for the
-        // thread's life. (During thread teardown the cell may be gone: the buffer is then
-        // freed too.)
-        if buf.capacity() <= REUSED_MAX {
-            let _ = self.cell.try_with(|c| c.set(buf));
-        }
-    }
-}
-
-/// Largest buffer (in elements) a thread keeps between columns: 1 MiB of 64-bit values.
-const REUSED_MAX: usize = 1 << 17;
-
-impl<T> std::ops::Deref for Reused<T> {
-    type Target = Vec<T>;
-    fn deref(&self) -> &Vec<T> {
-        &self.buf
-    }
-}
-
-impl<T> std::ops::DerefMut for Reused<T> {
-    fn deref_mut(&mut self) -> &mut Vec<T> {
-        &mut self.buf
-    }
-}
-
 thread_local! {
     static DIFFS: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
     static USED: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
     static LEVELS: std::cell::Cell<Vec<(u32, u32)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// First differences of `v`.
 /// The bin at precision `m` holding bin `s` of precision `m + 1` (bins nest), i.e.
 /// `bin_of(bin_base(s, m + 1).0, m).0`: bins below `2^(m+1)` are single values at both
 /// precisions; above, dropping one bit of precision halves the bin's offset from `2^(m+2)`
@@ -140,7 +95,8 @@ fn coarser_bin(s: u32, m: u32) -> u32 {
     }
 }
 
-fn diffs(v: &[i64]) -> Reused<i64> {
+/// First differences of `v`.
+fn diffs(v: &[i64]) -> Reused<Vec<i64>> {
     let mut d = Reused::take(&DIFFS);
     d.extend(v.windows(2).map(|w| w[1].wrapping_sub(w[0])));
     d
@@ -395,7 +351,7 @@ struct Stats {
     /// precision of `used`
     top_m: u32,
     /// used bins of `zigzag(r - c)` at `top_m`, increasing, with their counts
-    used: Reused<(u32, u32)>,
+    used: Reused<Vec<(u32, u32)>>,
 }
 
 /// Columns from this many residuals on may be coded by RHUFF.
@@ -772,7 +728,7 @@ fn take_hist(size: usize) -> Vec<u32> {
 
 /// The used bins of `hist` (all at most `top_bin`) in increasing order with their counts;
 /// zeroes them and returns the histogram to the thread's cache.
-fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<(u32, u32)> {
+fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<Vec<(u32, u32)>> {
     let mut used = Reused::take(&USED);
     for (s, c) in hist[..=top_bin as usize].iter_mut().enumerate() {
         if *c > 0 {
@@ -1073,20 +1029,14 @@ fn write_pack_or_sparse(
 /// Decodes an integer column of `n` values and maps each through `f` on the way out (the
 /// float codec turns decimal mantissas into floats).
 pub fn decode_ints_map<T, F: FnMut(i64) -> T>(data: &[u8], n: usize, f: F) -> Result<Vec<T>> {
-    MAP_SCRATCH.with(|cell| {
-        // the integers go through a buffer kept by the thread (no allocation, no clearing)
-        let mut ints = cell.borrow_mut();
-        let res =
-            decode_ints_into(data, n, &mut ints).map(|_| ints.iter().copied().map(f).collect());
-        if ints.capacity() > 1 << 16 {
-            *ints = Vec::new();
-        }
-        res
-    })
+    // the integers go through a buffer kept by the thread (no allocation, no clearing)
+    let mut ints = Reused::take(&MAP_SCRATCH);
+    decode_ints_into(data, n, &mut ints)?;
+    Ok(ints.iter().copied().map(f).collect())
 }
 
 thread_local! {
-    static MAP_SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+    static MAP_SCRATCH: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Decodes an integer column of `n` values.
@@ -1909,22 +1859,6 @@ mod tests {
             .into_iter()
             .map(|x| unsafe { x.assume_init() })
             .collect())
-    }
-
-    /// A thread keeps its working buffers between columns, but not one grown beyond
-    /// `REUSED_MAX` (each test runs on a thread of its own: the cell starts empty).
-    #[test]
-    fn reused_buffers_are_kept_up_to_the_cap() {
-        {
-            let mut d = Reused::take(&DIFFS);
-            d.resize(1000, 0);
-        }
-        assert!(DIFFS.take().capacity() >= 1000);
-        {
-            let mut d = Reused::take(&DIFFS);
-            d.resize(REUSED_MAX + 1, 0);
-        }
-        assert_eq!(DIFFS.take().capacity(), 0);
     }
 
     /// `encode_ints_within` gives up only on columns of at least `budget` bytes, and

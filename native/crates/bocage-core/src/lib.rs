@@ -11,6 +11,7 @@ pub mod frame;
 pub mod huffman;
 pub mod intcodec;
 pub mod kernels;
+mod scratch;
 pub mod sketch;
 #[cfg(test)]
 mod testutil;

@@ -21,9 +21,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -283,6 +283,8 @@ GROUP BY territory, day
 
 
 _CacheKey = tuple[str, str | None, date, date]
+# an entry of a territory and day (an indicator value, or a ratio's terms)
+_Part = TypeVar("_Part")
 
 
 class _Ratio(msgspec.Struct, frozen=True):
@@ -548,24 +550,31 @@ class Indicators:
                 )
         return out
 
+    def _parts(
+        self, scope: list[Territory], keyed: Mapping[tuple[str, date], _Part]
+    ) -> Iterator[tuple[str, date, list[_Part]]]:
+        """For each territory of `scope` and each day of `keyed`, the entries of the territory
+        and of everything beneath it (only pairs with at least one)."""
+        days = sorted({day for _, day in keyed})
+        for territory in scope:
+            members = [territory.code, *(t.code for t in self._descendants(territory.code))]
+            for day in days:
+                parts = [keyed[(m, day)] for m in members if (m, day) in keyed]
+                if parts:
+                    yield territory.code, day, parts
+
     def _aggregate(
         self,
         indicator: Indicator,
         scope: list[Territory],
         own: dict[tuple[str, date], IndicatorValue],
     ) -> list[IndicatorValue]:
-        days = sorted({day for _, day in own})
         out: list[IndicatorValue] = []
-        for territory in scope:
-            members = [territory.code, *(t.code for t in self._descendants(territory.code))]
-            for day in days:
-                parts = [own[(m, day)] for m in members if (m, day) in own]
-                if not parts:
-                    continue
-                if len(parts) == 1 and parts[0].territory == territory.code:
-                    out.append(parts[0])
-                    continue
-                out.append(_combine(indicator, territory.code, day, parts))
+        for code, day, parts in self._parts(scope, own):
+            if len(parts) == 1 and parts[0].territory == code:
+                out.append(parts[0])
+            else:
+                out.append(_combine(indicator, code, day, parts))
         out.sort(key=lambda v: (v.territory, v.date))
         return out
 
@@ -575,20 +584,16 @@ class Indicators:
         # Numerators and denominators are summed over the territory and everything beneath it
         # (a commune whose own denominator is zero has no value but still counts in its
         # groupings), then divided: a ratio of sums, never a mean of ratios.
-        days = sorted({day for _, day in terms})
         out: list[IndicatorValue] = []
-        for territory in scope:
-            members = [territory.code, *(t.code for t in self._descendants(territory.code))]
-            for day in days:
-                parts = [terms[(m, day)] for m in members if (m, day) in terms]
-                denominator = sum(p.denominator for p in parts)
-                if not parts or denominator <= 0:
-                    continue
-                out.append(IndicatorValue(
-                    territory=territory.code, date=day,
-                    value=sum(p.numerator for p in parts) / denominator,
-                    sensors=sum(p.sensors for p in parts),
-                ))
+        for code, day, parts in self._parts(scope, terms):
+            denominator = sum(p.denominator for p in parts)
+            if denominator <= 0:
+                continue
+            out.append(IndicatorValue(
+                territory=code, date=day,
+                value=sum(p.numerator for p in parts) / denominator,
+                sensors=sum(p.sensors for p in parts),
+            ))
         out.sort(key=lambda v: (v.territory, v.date))
         return out
 

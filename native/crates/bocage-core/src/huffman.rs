@@ -197,22 +197,29 @@ pub fn canonical_codes(lens: &[u8]) -> Vec<(u32, u8)> {
     codes
 }
 
+/// The first canonical code of each length, from the number of codes of each length
+/// (`count[0] == 0`): DEFLATE's construction (RFC 1951 3.2.2), the same codes as sorting by
+/// (length, symbol). Each symbol takes the next code of its length, in symbol order.
+fn first_codes(count: &[u32]) -> [u32; 33] {
+    let mut next = [0u32; 33];
+    let mut code = 0u32;
+    for bits in 1..count.len() {
+        code = (code + count[bits - 1]) << 1;
+        next[bits] = code;
+    }
+    next
+}
+
 /// Calls `f(i, (code, length))` for every symbol `i` in order, with the codes of
 /// `canonical_codes` (encoders put them straight into their lookup tables).
 #[inline]
 pub fn for_each_code(lens: &[u8], mut f: impl FnMut(usize, (u32, u8))) {
-    // DEFLATE's construction (RFC 1951 3.2.2): the same codes as sorting by (length, symbol)
     let mut count = [0u32; 33];
     for &l in lens {
         count[l as usize] += 1;
     }
     count[0] = 0;
-    let mut next = [0u32; 33];
-    let mut code = 0u32;
-    for bits in 1..33 {
-        code = (code + count[bits - 1]) << 1;
-        next[bits] = code;
-    }
+    let mut next = first_codes(&count);
     for (i, &l) in lens.iter().enumerate() {
         if l == 0 {
             f(i, (0, 0));
@@ -399,12 +406,7 @@ pub fn read_table_into(r: &mut Reader<'_>, alphabet: usize, dec: &mut Decoder) -
         ));
     }
     // the codes of `canonical_codes`
-    let mut next = [0u32; MAX_CODE_LEN as usize + 1];
-    let mut code = 0u32;
-    for bits in 1..=MAX_CODE_LEN as usize {
-        code = (code + count[bits - 1]) << 1;
-        next[bits] = code;
-    }
+    let mut next = first_codes(&count);
     for c in codes.iter_mut() {
         let l = c.1 as usize;
         c.0 = next[l].reverse_bits() >> (32 - l);

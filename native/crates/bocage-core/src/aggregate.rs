@@ -633,24 +633,31 @@ thread_local! {
 /// Upper bound of the windows of rows sorted by (series, time), `None` if they are not sorted
 /// by series (time order is not checked here).
 fn windows_bound(series: &[i64], ts: &[i64], w: i64) -> Option<usize> {
-    let n = series.len();
     let mut bound = 0usize;
-    let mut start = 0;
-    while start < n {
-        let sid = series[start];
-        let mut end = start + 1;
-        while end < n && series[end] == sid {
-            end += 1;
-        }
-        if end < n && series[end] < sid {
+    for (sid, start, end) in series_runs(series) {
+        if end < series.len() && series[end] < sid {
             return None;
         }
         let spanned =
             (ts[end - 1].div_euclid(w) as i128 - ts[start].div_euclid(w) as i128 + 1).max(1);
         bound += spanned.min((end - start) as i128) as usize;
-        start = end;
     }
     Some(bound)
+}
+
+/// The runs of equal ids in `series`, in order: `(id, start, end)`.
+fn series_runs(series: &[i64]) -> impl Iterator<Item = (i64, usize, usize)> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let sid = *series.get(start)?;
+        let mut end = start + 1;
+        while end < series.len() && series[end] == sid {
+            end += 1;
+        }
+        let run = (sid, start, end);
+        start = end;
+        Some(run)
+    })
 }
 
 /// Cuts `0..n` into about `parts` chunks, each cut placed where the series changes.
@@ -726,15 +733,8 @@ impl Sink for InPlace {
 /// The exact number of windows `aggregate_series` makes from rows sorted by (series, time);
 /// `None` if some series goes back in time.
 fn count_windows_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Result<Option<usize>> {
-    let n = series.len();
     let mut count = 0usize;
-    let mut start = 0;
-    while start < n {
-        let sid = series[start];
-        let mut end = start + 1;
-        while end < n && series[end] == sid {
-            end += 1;
-        }
+    for (_, start, end) in series_runs(series) {
         if ts[start..end].windows(2).any(|p| p[1] < p[0]) {
             return Ok(None);
         }
@@ -749,7 +749,6 @@ fn count_windows_sorted(series: &[i64], ts: &[i64], vs: &[f64], w: i64) -> Resul
                 count += 1;
             }
         }
-        start = end;
     }
     Ok(Some(count))
 }
@@ -791,17 +790,11 @@ fn aggregate_sorted_in_place(
             at: offsets[c],
             end: offsets[c + 1],
         };
-        let mut start = a;
-        while start < b {
-            let sid = series[start];
-            let mut end = start + 1;
-            while end < b && series[end] == sid {
-                end += 1;
-            }
+        for (sid, start, end) in series_runs(&series[a..b]) {
+            let (start, end) = (a + start, a + end);
             if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, stats, &mut sink)? {
                 return Ok(false);
             }
-            start = end;
         }
         Ok(sink.at == sink.end)
     });
@@ -857,26 +850,16 @@ fn aggregate_if_sorted(
     w: i64,
     stats: Stats,
 ) -> Result<Option<AggOut>> {
-    let n = series.len();
     // an upper bound of the windows, so that the output never grows by reallocation
     let Some(bound) = windows_bound(series, ts, w) else {
         return Ok(None);
     };
     let mut out = AggOut::with_capacity(bound, stats);
-    let mut start = 0;
-    while start < n {
-        let sid = series[start];
-        let mut end = start + 1;
-        while end < n && series[end] == sid {
-            end += 1;
-        }
-        if end < n && series[end] < sid {
-            return Ok(None);
-        }
+    // (`windows_bound` found the series in increasing order)
+    for (sid, start, end) in series_runs(series) {
         if !aggregate_series(sid, &ts[start..end], &vs[start..end], w, stats, &mut out)? {
             return Ok(None);
         }
-        start = end;
     }
     Ok(Some(out))
 }

@@ -1129,7 +1129,7 @@ type Lines = [[u64; 8]; 11];
 unsafe fn write_rows(st: Stats, o: OutPtrs, buf: &Lines, line: usize, lo: usize, hi: usize) {
     let cols = o.words();
     for c in 0..11 {
-        if COLUMN_STATS[c] == Stats::NONE || st.contains(COLUMN_STATS[c]) {
+        if asked(st, c) {
             for r in lo..hi {
                 // SAFETY: as for `flush_at`
                 unsafe { cols[c].add(r).write(buf[c][r - line]) };
@@ -1146,23 +1146,35 @@ unsafe fn write_rows(st: Stats, o: OutPtrs, buf: &Lines, line: usize, lo: usize,
 /// As `Acc::flush_at` for each row; an `_mm_sfence` must follow before the rows are read.
 #[inline(always)]
 unsafe fn stream_line(st: Stats, o: OutPtrs, buf: &Lines, line: usize) {
-    let cols = o.words();
-    for c in 0..11 {
-        if COLUMN_STATS[c] == Stats::NONE || st.contains(COLUMN_STATS[c]) {
-            #[cfg(target_arch = "x86_64")]
-            for (j, &x) in buf[c].iter().enumerate() {
-                // SAFETY: as for `flush_at`
-                unsafe {
-                    std::arch::x86_64::_mm_stream_si64(cols[c].add(line + j) as *mut i64, x as i64)
-                };
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            for (j, &x) in buf[c].iter().enumerate() {
-                // SAFETY: as for `flush_at`
-                unsafe { cols[c].add(line + j).write(x) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cols = o.words();
+        for c in 0..11 {
+            if asked(st, c) {
+                for (j, &x) in buf[c].iter().enumerate() {
+                    // SAFETY: as for `flush_at`
+                    unsafe {
+                        std::arch::x86_64::_mm_stream_si64(
+                            cols[c].add(line + j) as *mut i64,
+                            x as i64,
+                        )
+                    };
+                }
             }
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // (elsewhere, plain stores)
+        // SAFETY: as for this function
+        unsafe { write_rows(st, o, buf, line, line, line + 8) };
+    }
+}
+
+/// Whether column `c` (in `COLUMN_STATS` order) is written for the statistics `st`.
+#[inline(always)]
+fn asked(st: Stats, c: usize) -> bool {
+    COLUMN_STATS[c] == Stats::NONE || st.contains(COLUMN_STATS[c])
 }
 
 impl Acc {

@@ -734,6 +734,7 @@ const POW10_DECK: [f64; 32] = {
 };
 
 /// `1 / POW10_DECK[k]` rounded to nearest (constant evaluation is IEEE arithmetic).
+#[cfg(any(target_arch = "x86_64", test))]
 const INV10_DECK: [f64; 32] = {
     let mut t = [1.0; 32];
     let mut i = 0;
@@ -769,6 +770,7 @@ fn deck_values(ks: &[i64], ms: &[i64]) -> Result<Vec<f64>> {
 /// Columns from this many values on take the AVX-512 pass: the processor runs 512-bit
 /// instructions at full speed only some microseconds after the first ones, which short
 /// columns, decoded one call at a time, would pay every time (their decode was ~20 % slower).
+#[cfg(target_arch = "x86_64")]
 const AVX512_MIN: usize = 8192;
 
 /// Writes the value of every `(k, m)` pair into `dst`, and returns an OR of the exponents

@@ -80,7 +80,6 @@ from bocage.store.repair import FrameSpan, reconcile
 from bocage.store.sketches import select_frames
 
 if TYPE_CHECKING:
-
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
 log = get_logger("bocage.ingest")
@@ -510,7 +509,7 @@ class Ingestor:
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": msg.subject,
-                "messaging.message.id": (msg.headers or {}).get(subjects.MSG_ID_HEADER, ""),
+                "messaging.message.id": headers.get(subjects.MSG_ID_HEADER, ""),
                 "bocage.outcome": outcome if acked else "released",
             }
             reason = quarantined.get(id(msg))

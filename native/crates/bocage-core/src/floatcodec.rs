@@ -30,6 +30,9 @@ const MAX_E: usize = 18;
 /// long as the float itself (and the search would cost more than it saves).
 const SEARCH_E: usize = MAX_E;
 const K_RAW: i64 = 19;
+/// Columns from this many values on whose sample calls for an exponent per value try DECK
+/// before DEC (see `encode_floats_depth`).
+const DECK_FIRST_MIN: usize = 256;
 
 const POW10: [f64; MAX_E + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -216,14 +219,29 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         let per_value = e >= 4 && spread * 4 > ks.len();
         // candidates give up as soon as they cannot beat the best so far (`consider` keeps
         // only a strictly smaller one), which changes no choice
-        let dec = encode_dec(v, e, budget(&best, n));
-        let dec_failed = dec.is_none();
-        if let Some(Some(c)) = dec {
-            consider(c, &mut best);
-        }
-        if (per_value || dec_failed) && !try_runs {
-            if let Some(c) = encode_deck(v, budget(&best, n)) {
+        if per_value && !try_runs && n >= DECK_FIRST_MIN {
+            // Both are tried; DECK, the likely winner here, goes first, so that DEC gives up
+            // early (after its mantissas and their statistics) on most columns. DEC is kept
+            // on a tie, as when it goes first: its budget is one byte more.
+            let deck = encode_deck(v, budget(&best, n));
+            let dec_budget = deck.as_ref().map_or(budget(&best, n), |c| c.len() + 1);
+            let dec = encode_dec(v, e, dec_budget);
+            match (dec, deck) {
+                (Some(Some(c)), Some(d)) => best = if c.len() <= d.len() { c } else { d },
+                (Some(Some(c)), None) => best = c,
+                (_, Some(d)) => best = d,
+                _ => {}
+            }
+        } else {
+            let dec = encode_dec(v, e, budget(&best, n));
+            let dec_failed = dec.is_none();
+            if let Some(Some(c)) = dec {
                 consider(c, &mut best);
+            }
+            if (per_value || dec_failed) && !try_runs {
+                if let Some(c) = encode_deck(v, budget(&best, n)) {
+                    consider(c, &mut best);
+                }
             }
         }
     } else if !ks.is_empty() && !try_runs {

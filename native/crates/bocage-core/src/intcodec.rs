@@ -506,8 +506,8 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
 }
 
 /// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero;
-/// and whether the residuals are wide around it: most of the sample 2^13 or more away (at
-/// fine precisions the bins of such residuals hold one or two each, whose table entries cost
+/// and whether the residuals are wide around it: most of the sampled residuals off the centre
+/// (eight at least) 2^13 or more away, however many sit on it (at fine precisions the bins of such residuals hold one or two each, whose table entries cost
 /// more than the shape they capture, and a histogram at those precisions is long to fill,
 /// read and coarsen).
 fn centre(r: &[i64]) -> (i64, bool) {
@@ -525,11 +525,13 @@ fn centre(r: &[i64]) -> (i64, bool) {
         if r.len() < 128 {
             return (c, false);
         }
-        let far = sample
-            .iter()
-            .filter(|&&x| zigzag(x.wrapping_sub(c)) >= 1 << 13)
-            .count();
-        (c, far >= ns - ns / 2)
+        let (mut far, mut off) = (0usize, 0usize);
+        for &x in sample.iter() {
+            let z = zigzag(x.wrapping_sub(c));
+            far += (z >= 1 << 13) as usize;
+            off += (z != 0) as usize;
+        }
+        (c, off >= 8 && far >= off - off / 2)
     };
     // Zero, when frequent in the sample but not the median (a sensor at rest among spread
     // readings), is a better centre if it is cheaper for the sample: each zero would
@@ -2254,6 +2256,15 @@ mod tests {
             (0, WIDE_M),
             "wide around the frequent zero"
         );
+        // longer nights: most residuals on the centre, still wide off it
+        let long_nights: Vec<i64> = (0..4096)
+            .map(|i| if (i / 300) % 5 < 3 { 0 } else { day_night[i] })
+            .collect();
+        assert_eq!(
+            (stats(&long_nights).c, stats(&long_nights).top_m),
+            (0, WIDE_M)
+        );
+        rt(&long_nights);
         let mut b = Vec::new();
         encode_ints(&day_night, &mut b);
         // RHUFF (runs of the centre); the first values are zeros, so its `d` heads, then the

@@ -357,27 +357,38 @@ struct Stats {
 /// Columns from this many residuals on may be coded by RHUFF.
 const RHUFF_MIN: usize = 1024;
 
-fn stats(r: &[i64]) -> Stats {
-    if r.len() >= RHUFF_MIN {
-        stats_with::<true>(r)
+/// The centre of the residuals (see `centre`) and the finest bin precision estimated for
+/// them: coarse precisions only for wide residuals (on the shared sensor data, this changes
+/// the size of their columns by 0.01 % at most).
+fn centre_and_precision(r: &[i64]) -> (i64, u32) {
+    let (c, wide) = centre(r);
+    let top_m = if wide {
+        top_precision(r.len()).min(WIDE_M)
     } else {
-        stats_with::<false>(r)
+        top_precision(r.len())
+    };
+    (c, top_m)
+}
+
+#[cfg(test)]
+fn stats(r: &[i64]) -> Stats {
+    stats_around(r, centre_and_precision(r))
+}
+
+/// `Stats` of `r` around centre `c`, with bins at precision `top_m`.
+fn stats_around(r: &[i64], (c, top_m): (i64, u32)) -> Stats {
+    if r.len() >= RHUFF_MIN {
+        stats_with::<true>(r, c, top_m)
+    } else {
+        stats_with::<false>(r, c, top_m)
     }
 }
 
-/// `stats`; the runs of the centre (which only RHUFF needs) are counted with `RUNS`, else
-/// `run_starts` is 0.
+/// `stats_around`; the runs of the centre (which only RHUFF needs) are counted with `RUNS`,
+/// else `run_starts` is 0.
 #[inline(always)]
-fn stats_with<const RUNS: bool>(r: &[i64]) -> Stats {
+fn stats_with<const RUNS: bool>(r: &[i64], c: i64, top_m: u32) -> Stats {
     let k = r.len();
-    let (c, wide) = centre(r);
-    // (coarse precisions only for wide residuals: on the shared sensor data, this changes
-    // the size of their columns by 0.01 % at most)
-    let top_m = if wide {
-        top_precision(k).min(WIDE_M)
-    } else {
-        top_precision(k)
-    };
     let mut hist = take_hist(alphabet(top_m));
     let (mut lo, mut hi) = (r[0], r[0]);
     let mut run_starts = 0usize;
@@ -436,7 +447,14 @@ enum Basic {
 /// overlap): the bytes are those of writing each and keeping the smallest.
 fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     let k = r.len();
-    let st = stats(r);
+    let centred = centre_and_precision(r);
+    // (only for wide residuals, under four bits a residual: the bound, which only counts
+    // the bits beyond the finest bins, rarely rules out other columns, and its pass would
+    // then be spent for nothing)
+    if centred.1 <= WIDE_M && budget * 2 < k && extra_bits_reach(r, centred, budget) {
+        return R_ABORT;
+    }
+    let st = stats_around(r, centred);
     if st.lo == st.hi {
         put_varint(out, zigzag(st.lo));
         return R_CONST;
@@ -503,6 +521,29 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     } else {
         R_RHUFF
     }
+}
+
+/// The residuals cannot be coded in fewer than `budget` bytes, by their extra bits alone: a
+/// quick pass (no histogram) that spares candidates far larger than the best so far the
+/// statistics pass. Every coding pays at least the extra bits of each residual at the finest
+/// precision `top_m` around the centre `c`: HUFF and RHUFF (value tokens) at a precision of
+/// at most `top_m`, whose bins carry no fewer extra bits; SPARSE a varint of 8 bits per 7
+/// bits of each `zigzag(r - c)` that is not zero; PACK `bitlen(hi - lo)` bits a residual,
+/// no fewer since the centre lies within `lo..=hi` (it is a sampled residual, or zero when
+/// zero was sampled).
+fn extra_bits_reach(r: &[i64], (c, top_m): (i64, u32), budget: usize) -> bool {
+    let need = 8 * budget as u64;
+    let mut bits = 0u64;
+    for chunk in r.chunks(256) {
+        bits += chunk
+            .iter()
+            .map(|&x| bitlen(zigzag(x.wrapping_sub(c))).saturating_sub(top_m + 1) as u64)
+            .sum::<u64>();
+        if bits >= need {
+            return true;
+        }
+    }
+    false
 }
 
 /// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero;
@@ -1903,6 +1944,50 @@ mod tests {
         }
     }
 
+    /// The quick bound by extra bits (wide residuals, small budgets) gives up only on columns
+    /// that cannot fit: sparse columns of wide residuals sit within a few bits a value of it.
+    #[test]
+    fn extra_bits_bound_only_drops_columns_that_cannot_fit() {
+        let mut rnd = crate::testutil::xorshift(0x5eed_b0ca_9e00_0001);
+        let mut dropped = 0;
+        for round in 0..600 {
+            let k = 256 + (rnd() % 4000) as usize;
+            // ~1 in 6 residuals far from the zero centre, of 14 to 40 bits
+            let bits = 14 + rnd() % 27;
+            let r: Vec<i64> = (0..k)
+                .map(|_| {
+                    if rnd() % 6 == 0 {
+                        ((1u64 << (bits - 1)) | rnd() % (1 << (bits - 1))) as i64
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let centred = centre_and_precision(&r);
+            if centred.1 > WIDE_M {
+                continue;
+            }
+            let mut full = Vec::new();
+            let method = encode_residuals(&r, &mut full, usize::MAX);
+            assert_ne!(method, R_ABORT);
+            let size = full.len();
+            for budget in [size / 2, size.saturating_sub(1), size, size + 1, size * 2] {
+                let mut out = Vec::new();
+                let m = encode_residuals(&r, &mut out, budget);
+                if m == R_ABORT {
+                    assert!(
+                        out.is_empty() && size >= budget,
+                        "round {round}: {size} < {budget}"
+                    );
+                    dropped += (budget * 2 < k) as usize;
+                } else {
+                    assert_eq!(out, full, "round {round} budget {budget}");
+                }
+            }
+        }
+        assert!(dropped > 100, "the bound gave up on {dropped} columns only");
+    }
+
     /// The size bounds used to choose between HUFF and RHUFF hold for the bytes written, and
     /// the residual coder keeps the smaller of the two written codings (HUFF on a tie).
     #[test]
@@ -1922,7 +2007,7 @@ mod tests {
                     r.push((rnd() % spread) as i64 - (spread / 2) as i64);
                 }
             }
-            let st = stats_with::<true>(&r);
+            let st = stats(&r);
             if st.lo == st.hi {
                 continue;
             }

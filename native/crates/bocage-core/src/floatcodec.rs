@@ -222,7 +222,9 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         if per_value && !try_runs && n >= DECK_FIRST_MIN {
             // Both are tried; DECK, the likely winner here, goes first, so that DEC gives up
             // early (after its mantissas and their statistics) on most columns. DEC is kept
-            // on a tie, as when it goes first: its budget is one byte more.
+            // on a tie, as when it goes first: its budget is one byte more. (Nothing was tried
+            // before: RUNS is only tried with `try_runs`.)
+            debug_assert!(best.is_empty());
             let deck = encode_deck(v, budget(&best, n));
             let dec_budget = deck.as_ref().map_or(budget(&best, n), |c| c.len() + 1);
             let dec = encode_dec(v, e, dec_budget);

@@ -451,7 +451,7 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     // (only for wide residuals, under four bits a residual: the bound, which only counts
     // the bits beyond the finest bins, rarely rules out other columns, and its pass would
     // then be spent for nothing)
-    if centred.1 <= WIDE_M && budget * 2 < k && extra_bits_reach(r, centred, budget) {
+    if centred.1 <= WIDE_M && budget < k.div_ceil(2) && extra_bits_reach(r, centred, budget) {
         return R_ABORT;
     }
     let st = stats_around(r, centred);

@@ -523,9 +523,9 @@ fn encode_residuals(r: &[i64], out: &mut Vec<u8>, budget: usize) -> u8 {
     }
 }
 
-/// The residuals cannot be coded in fewer than `budget` bytes, by their extra bits alone: a
-/// quick pass (no histogram) that spares candidates far larger than the best so far the
-/// statistics pass. Every coding pays at least the extra bits of each residual at the finest
+/// The residuals cannot be coded in fewer than `budget` bytes, by their extra bits alone. A
+/// quick pass without a histogram: a candidate far larger than the best so far gives up
+/// before the statistics pass. Every coding pays at least the extra bits of each residual at the finest
 /// precision `top_m` around the centre `c`: HUFF and RHUFF (value tokens) at a precision of
 /// at most `top_m`, whose bins carry no fewer extra bits; SPARSE a varint of 8 bits per 7
 /// bits of each `zigzag(r - c)` that is not zero; PACK `bitlen(hi - lo)` bits a residual,
@@ -548,9 +548,9 @@ fn extra_bits_reach(r: &[i64], (c, top_m): (i64, u32), budget: usize) -> bool {
 
 /// The centre of HUFF, SPARSE and RHUFF: the median of a sample of the residuals, or zero;
 /// and whether the residuals are wide around it: most of the sampled residuals off the centre
-/// (eight at least) 2^13 or more away, however many sit on it (at fine precisions the bins of such residuals hold one or two each, whose table entries cost
-/// more than the shape they capture, and a histogram at those precisions is long to fill,
-/// read and coarsen).
+/// (eight at least) 2^13 or more away, however many sit on it (at fine precisions the bins
+/// of such residuals hold one or two each, whose table entries cost more than the shape they
+/// capture, and a histogram at those precisions is long to fill, read and coarsen).
 fn centre(r: &[i64]) -> (i64, bool) {
     let step = (r.len() / 64).max(1);
     let mut sample = [0i64; 64];
@@ -2345,10 +2345,8 @@ mod tests {
         let long_nights: Vec<i64> = (0..4096)
             .map(|i| if (i / 300) % 5 < 3 { 0 } else { day_night[i] })
             .collect();
-        assert_eq!(
-            (stats(&long_nights).c, stats(&long_nights).top_m),
-            (0, WIDE_M)
-        );
+        let st = stats(&long_nights);
+        assert_eq!((st.c, st.top_m), (0, WIDE_M));
         rt(&long_nights);
         let mut b = Vec::new();
         encode_ints(&day_night, &mut b);

@@ -227,12 +227,12 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
             debug_assert!(best.is_empty());
             let deck = encode_deck(v, budget(&best, n));
             let dec_budget = deck.as_ref().map_or(budget(&best, n), |c| c.len() + 1);
-            let dec = encode_dec(v, e, dec_budget);
-            match (dec, deck) {
-                (Some(Some(c)), Some(d)) => best = if c.len() <= d.len() { c } else { d },
-                (Some(Some(c)), None) => best = c,
-                (_, Some(d)) => best = d,
-                _ => {}
+            // (considered in the order of the other branch, so that a tie keeps DEC)
+            if let Some(Some(c)) = encode_dec(v, e, dec_budget) {
+                consider(c, &mut best);
+            }
+            if let Some(d) = deck {
+                consider(d, &mut best);
             }
         } else {
             let dec = encode_dec(v, e, budget(&best, n));

@@ -155,6 +155,20 @@ def canonical(syms: list[int], lens: list[int]) -> dict[tuple[int, int], int]:
     return codes
 
 
+def read_symbol(br: Bits, syms: list[int], codes: dict[tuple[int, int], int]) -> int:
+    """The next symbol of a canonical Huffman code (no bits for a table of one symbol)."""
+    if len(syms) == 1:
+        return syms[0]
+    code = length = 0
+    while True:
+        code = (code << 1) | br.read(1)
+        length += 1
+        if (length, code) in codes:
+            return codes[(length, code)]
+        if length > 12:
+            raise WireError("bad code")
+
+
 def huff_residuals(c: Cursor, k: int, runs: bool = False) -> list[int]:
     """HUFF residuals, or RHUFF ones (``runs``: symbols from ``alphabet(m)`` on are runs of the
     centre, ``2^j + extra`` long)."""
@@ -174,18 +188,7 @@ def huff_residuals(c: Cursor, k: int, runs: bool = False) -> list[int]:
     while len(out) < k:
         br = readers[token % streams]
         token += 1
-        if len(syms) == 1:
-            s = syms[0]
-        else:
-            code = length = 0
-            while True:
-                code = (code << 1) | br.read(1)
-                length += 1
-                if (length, code) in codes:
-                    s = codes[(length, code)]
-                    break
-                if length > 12:
-                    raise WireError("bad code")
+        s = read_symbol(br, syms, codes)
         if runs and s >= values:
             j = s - values
             run = (1 << j) | br.read(j)
@@ -266,6 +269,32 @@ def _div(m: int, k: int) -> float:
     return float(np.float64(np.int64(m)) / np.float64(float(10**k)))
 
 
+def deck(c: Cursor, n: int) -> tuple[list[int], list[int]]:
+    """DECK's exponents and mantissas: two integer columns, the first length-prefixed."""
+    ks = int_column(c.take(c.varint()), n)
+    return ks, int_column(c.rest(), n)
+
+
+def decj(c: Cursor, n: int) -> tuple[list[int], list[int]]:
+    """DECJ's exponents and mantissas: symbols 65 k + b, then the b - 1 bits of zigzag(m)
+    below its top bit, value i in stream i % 4."""
+    syms, lens = read_table(c, 20 * 65)
+    sizes = [c.varint() for _ in range(3)]
+    readers = [Bits(c.take(s)) for s in sizes] + [Bits(c.rest())]
+    codes = canonical(syms, lens)
+    ks: list[int] = []
+    ms: list[int] = []
+    for i in range(n):
+        br = readers[i % 4]
+        k, b = divmod(read_symbol(br, syms, codes), 65)
+        z = 0 if b == 0 else (1 << (b - 1)) | br.read(b - 1)
+        ks.append(k)
+        ms.append(unzigzag(z))
+    for br in readers:
+        br.done()
+    return ks, ms
+
+
 def float_column(data: bytes, n: int, nested: bool = False) -> list[float]:
     c = Cursor(data)
     tag = c.u8()
@@ -287,9 +316,8 @@ def float_column(data: bytes, n: int, nested: bool = False) -> list[float]:
         out = [_div(m, e) for m in ms]
         for p, v in exc:
             out[p] = v
-    elif tag == 0x43:
-        ks = int_column(c.take(c.varint()), n)
-        ms = int_column(c.rest(), n)
+    elif tag in (0x43, 0x45):
+        ks, ms = decj(c, n) if tag == 0x45 else deck(c, n)
         out = []
         for k, m in zip(ks, ms, strict=True):
             if 0 <= k <= 18:

@@ -221,6 +221,7 @@ def prefixed_random(draw: st.DrawFn) -> bytes:
                 0x42,
                 0x43,
                 0x44,
+                0x45,
             ]
         )
     )

@@ -33,8 +33,9 @@ def _frame_input() -> tuple[tuple, list]:
     return ("21231", "gw-01", 42, T0 + 4000), series
 
 
-# name -> (input, encoder)
-VECTORS: dict[str, tuple[object, Callable[[object], bytes]]] = {
+# name -> (input, encoder); no encoder for a vector checked by decoding only (a coding that
+# earlier encoders wrote and decoders still read)
+VECTORS: dict[str, tuple[object, Callable[[object], bytes] | None]] = {
     "timestamps-regular": (T0 + np.arange(8, dtype=np.int64) * 1000, bn.encode_timestamps),
     "timestamps-gap": (
         np.array([0, 60, 120, 180, 240, 420, 480, 540, 600, 660], dtype=np.int64) * 1000 + T0,
@@ -136,11 +137,15 @@ VECTORS: dict[str, tuple[object, Callable[[object], bytes]]] = {
         np.array([0.0, 1234.5677, 0.0, 87.25, 0.012345678, 3.0, 0.0, 941.1]),
         bn.encode_values,
     ),
+    "values-mixed-decimal-deck": (
+        np.array([0.0, 1234.5677, 0.0, 87.25, 0.012345678, 3.0, 0.0, 941.1]),
+        None,
+    ),
     "values-runs": (
         np.repeat([31.700000000000003, 12.5, 31.700000000000003], [10, 5, 9]),
         bn.encode_values,
     ),
-    "values-special": (np.array([np.nan, -0.0, np.inf, -np.inf, 5e-324, 1.5]), bn.encode_values),
+    "values-special": (np.array([np.nan, -0.0, np.inf, -np.inf, 5e-324]), bn.encode_values),
     "values-empty-float": (np.array([], dtype=np.float64), bn.encode_values),
     "frame-small": (_frame_input(), lambda a: bn.encode_frame(*a[0], a[1])),  # type: ignore[index]
 }
@@ -162,7 +167,8 @@ def test_every_vector_is_documented() -> None:
 def test_vector(name: str) -> None:
     expected = doc_vectors()[name]
     value, encode = VECTORS[name]
-    assert encode(value) == expected, f"{name}: encoder output {encode(value).hex()}"
+    if encode is not None:
+        assert encode(value) == expected, f"{name}: encoder output {encode(value).hex()}"
     if name.startswith("frame"):
         (territory, gateway, seq, created), series = value  # type: ignore[misc]
         for frame in (bn.decode_frame(expected), ref.decode_frame(expected)):

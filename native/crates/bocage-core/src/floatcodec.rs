@@ -12,11 +12,16 @@
 //!   column (no RUNS inside) of the `u` distinct values, varint byte length + an integer column
 //!   of `r` dictionary indices, then an integer column of `r` run lengths (each >= 1, summing
 //!   to `n`).
-use crate::bytes::{put_varint, Reader};
+//! * `0x45` DECJ (decimals, exponent per value, coded jointly with the mantissa's length): a
+//!   Huffman table over symbols `65 k + b` (`b` the bit length of `zigzag(m)`), the byte
+//!   lengths of the first three of four bit streams, then the streams: value `i` in stream
+//!   `i % 4`, as its symbol's code and the `b - 1` bits of `zigzag(m)` below its top bit
+//!   (none for `b <= 1`); values as in DECK.
+use crate::bits::BitWriter;
+use crate::bytes::{put_varint, unzigzag, zigzag, Reader};
 use crate::error::{Error, Result};
-use crate::intcodec::{
-    decode_ints, decode_ints_into, decode_ints_map, encode_ints, encode_ints_within,
-};
+use crate::huffman;
+use crate::intcodec::{decode_ints, decode_ints_into, decode_ints_map, encode_ints_within, window};
 use crate::scratch::{Reused, Scratch};
 use std::mem::MaybeUninit;
 
@@ -25,14 +30,18 @@ pub const F_CONST: u8 = 0x41;
 pub const F_DEC: u8 = 0x42;
 pub const F_DECK: u8 = 0x43;
 pub const F_RUNS: u8 = 0x44;
+pub const F_DECJ: u8 = 0x45;
+/// DECJ symbols: `DECJ_LENS k + b` for exponent `k` (0..=19) and bit length `b` (0..=64).
+const DECJ_LENS: usize = 65;
+const DECJ_ALPHABET: usize = (K_RAW as usize + 1) * DECJ_LENS;
+/// Mantissas longer than this many bits (over ten digits: more than a float32 prints) are
+/// long decimals, whose mantissas other codings may code better by their differences.
+const LONG_BITS: usize = 34;
 const MAX_E: usize = 18;
 /// Encoders look for decimals of at most this many places: beyond, a mantissa is about as
 /// long as the float itself (and the search would cost more than it saves).
 const SEARCH_E: usize = MAX_E;
 const K_RAW: i64 = 19;
-/// Columns from this many values on whose sample calls for an exponent per value try DECK
-/// before DEC (see `encode_floats_depth`).
-const DECK_FIRST_MIN: usize = 256;
 
 const POW10: [f64; MAX_E + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -219,20 +228,19 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
         let per_value = e >= 4 && spread * 4 > ks.len();
         // candidates give up as soon as they cannot beat the best so far (`consider` keeps
         // only a strictly smaller one), which changes no choice
-        if per_value && !try_runs && n >= DECK_FIRST_MIN {
-            // Both are tried; DECK, the likely winner here, goes first, so that DEC gives up
-            // early (after its mantissas and their statistics) on most columns. DEC is kept
-            // on a tie, as when it goes first: its budget is one byte more. (Nothing was tried
-            // before: RUNS is only tried with `try_runs`.)
-            debug_assert!(best.is_empty());
-            let deck = encode_deck(v, budget(&best, n));
-            let dec_budget = deck.as_ref().map_or(budget(&best, n), |c| c.len() + 1);
-            // (considered in the order of the other branch, so that a tie keeps DEC)
-            if let Some(Some(c)) = encode_dec(v, e, dec_budget) {
+        if per_value && !try_runs {
+            // An exponent per value: DECJ alone (smaller than DEC and DECK on almost every
+            // such column); DEC too where DECJ cannot code the column or finds long decimals
+            // (whose mantissas DEC's differences may code better).
+            let (deck, long) = encode_deck(v, budget(&best, n), false);
+            let failed = deck.is_none();
+            if let Some(c) = deck {
                 consider(c, &mut best);
             }
-            if let Some(d) = deck {
-                consider(d, &mut best);
+            if failed || long {
+                if let Some(Some(c)) = encode_dec(v, e, budget(&best, n)) {
+                    consider(c, &mut best);
+                }
             }
         } else {
             let dec = encode_dec(v, e, budget(&best, n));
@@ -240,14 +248,14 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
             if let Some(Some(c)) = dec {
                 consider(c, &mut best);
             }
-            if (per_value || dec_failed) && !try_runs {
-                if let Some(c) = encode_deck(v, budget(&best, n)) {
+            if dec_failed && !try_runs {
+                if let (Some(c), _) = encode_deck(v, budget(&best, n), true) {
                     consider(c, &mut best);
                 }
             }
         }
     } else if !ks.is_empty() && !try_runs {
-        if let Some(c) = encode_deck(v, budget(&best, n)) {
+        if let (Some(c), _) = encode_deck(v, budget(&best, n), true) {
             consider(c, &mut best);
         }
     }
@@ -270,6 +278,40 @@ fn budget(best: &[u8], n: usize) -> usize {
     } else {
         best.len().min(raw)
     }
+}
+
+/// A buffer kept by the thread whose contents survive between uses (see `crate::scratch`):
+/// DECJ's tables, of which each use reads only entries it wrote first, and its symbol counts,
+/// which each use leaves zeroed. Short columns then clear nothing.
+struct Kept<T>(Vec<T>);
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept(Vec::new())
+    }
+}
+
+impl<T: 'static> Scratch for Kept<T> {
+    fn reset(&mut self) {}
+
+    fn oversized(&self) -> bool {
+        // (at most 4,096 entries: the decoding table of the longest codes)
+        false
+    }
+}
+
+/// Longest DECJ code for a column of `n` values: its decoder fills a table of 2^len entries,
+/// which short columns should not pay for.
+fn decj_code_len(n: usize) -> u32 {
+    (usize::BITS - n.leading_zeros()).clamp(9, huffman::MAX_CODE_LEN)
+}
+
+thread_local! {
+    /// DECJ's symbol counts, code of each symbol and decoding table, kept by the thread
+    /// between columns.
+    static DECJ_HIST: std::cell::Cell<Kept<u32>> = const { std::cell::Cell::new(Kept(Vec::new())) };
+    static DECJ_CODES: std::cell::Cell<Kept<(u32, u8)>> = const { std::cell::Cell::new(Kept(Vec::new())) };
+    static DECJ_TABLE: std::cell::Cell<Kept<u32>> = const { std::cell::Cell::new(Kept(Vec::new())) };
 }
 
 thread_local! {
@@ -462,36 +504,315 @@ fn dec_mantissas_fma(
     )
 }
 
-/// DECK: `None` when too many values are not short decimals, or when the column would take
-/// `budget` bytes or more.
-fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
-    let n = v.len();
+/// An exponent per value, coded by DECJ, and `with_deck` (or when the mantissas are long,
+/// which the second result tells) also by DECK (given DECJ's size as its budget) to keep the
+/// smaller: `None` when too many values are not short decimals, or when the column would
+/// take `budget` bytes or more. DECK's integer columns can code the
+/// differences of long, correlated mantissas (values DEC could not code), which DECJ codes
+/// by their lengths alone; on short decimals of varied lengths (a sample calling for an
+/// exponent per value) DECJ is smaller almost always, and alone several times faster.
+fn encode_deck(v: &[f64], budget: usize, with_deck: bool) -> (Option<Vec<u8>>, bool) {
     let mut ks = Reused::take(&EXPONENTS);
     let mut ms = Reused::take(&MANTISSAS);
-    let mut hint = 1usize;
-    let mut raw = 0usize;
-    for (i, &x) in v.iter().enumerate() {
-        // values that are not short decimals cost a long search each: give up early on them
-        if i == 64 && raw * 2 > i {
-            return None;
-        }
-        match min_exponent_from(x, hint) {
-            Some((k, m)) => {
-                ks.push(k as i64);
-                ms.push(m);
-                if k > 0 {
-                    hint = k;
+    let mut hist = Reused::take(&DECJ_HIST);
+    // (zeroed when new, and left zeroed by every use)
+    hist.0.resize(DECJ_ALPHABET, 0);
+    let Some(seen) = deck_search(v, &mut ks, &mut ms, &mut hist.0) else {
+        return (None, false);
+    };
+    let (decj, long) = encode_decj(&ks, &ms, &mut hist.0, seen, budget);
+    if !with_deck && !long {
+        return (decj, false);
+    }
+    let budget = decj.as_ref().map_or(budget, Vec::len);
+    (deck_columns(&ks, &ms, budget).or(decj), long)
+}
+
+/// What `deck_search` saw of the DECJ symbols: the exponents used (one bit each), the OR of
+/// the zigzagged mantissas (its length is the longest), and the bits below their top bits.
+#[derive(Clone, Copy)]
+struct Seen {
+    kmask: u32,
+    zor: u64,
+    extra: u64,
+}
+
+/// DECJ of the exponents and mantissas found by `deck_search` (`None` when it would take
+/// `budget` bytes or more), and whether more than one mantissa in eight is long (see
+/// `LONG_BITS`); leaves `hist` zeroed. One table and one writing pass after the search's
+/// counts, and no integer column to analyse: the exponent and the length of the mantissa
+/// go together (a value's length follows from its magnitude and its exponent, so together
+/// they cost fewer bits than apart).
+fn encode_decj(
+    ks: &[i64],
+    ms: &[i64],
+    hist: &mut [u32],
+    Seen { kmask, zor, extra }: Seen,
+    budget: usize,
+) -> (Option<Vec<u8>>, bool) {
+    let n = ks.len();
+    // the histogram is read in the rows of the exponents used, up to the longest mantissa
+    let top = (64 - zor.leading_zeros()) as usize;
+    let mut syms = Vec::with_capacity(64);
+    let mut counts = Vec::with_capacity(64);
+    let mut rows = kmask;
+    let mut long = 0usize;
+    while rows != 0 {
+        let k = rows.trailing_zeros() as usize;
+        rows &= rows - 1;
+        for (b, c) in hist[k * DECJ_LENS..=k * DECJ_LENS + top]
+            .iter_mut()
+            .enumerate()
+        {
+            if *c > 0 {
+                syms.push((k * DECJ_LENS + b) as u32);
+                counts.push(*c);
+                if b > LONG_BITS {
+                    long += *c as usize;
                 }
-            }
-            None => {
-                ks.push(K_RAW);
-                ms.push(x.to_bits() as i64);
-                raw += 1;
+                *c = 0;
             }
         }
     }
+    let long = long * 8 > n;
+    let lens = huffman::code_lengths_limited(counts.iter().copied(), decj_code_len(n));
+    let bits = huffman::coded_bits(counts.iter().copied(), &lens) + extra;
+    let mut out = Vec::with_capacity(bits.div_ceil(8) as usize + 4 * syms.len() + 16);
+    out.push(F_DECJ);
+    huffman::write_table(syms.iter().copied(), &lens, &mut out);
+    if out.len() + bits.div_ceil(8) as usize >= budget {
+        return (None, long);
+    }
+    // code of each symbol, by symbol (only used symbols are looked up, and written first)
+    let mut lut = Reused::take(&DECJ_CODES);
+    lut.0.resize(DECJ_ALPHABET, (0, 0));
+    huffman::for_each_code(&lens, |i, code| lut.0[syms[i] as usize] = code);
+    let lut: &[(u32, u8)] = &lut.0;
+    #[inline(always)]
+    fn put(bw: &mut BitWriter, k: i64, m: i64, lut: &[(u32, u8)]) {
+        let z = zigzag(m);
+        let b = 64 - z.leading_zeros();
+        let (code, l) = lut[k as usize * DECJ_LENS + b as usize];
+        let (code, l, e) = (code as u64, l as u32, b.saturating_sub(1));
+        let low = z & ((1u64 << e) - 1);
+        if l + e <= 57 {
+            bw.write_small(code | (low << l), l + e);
+        } else {
+            bw.write(code, l);
+            bw.write(low, e);
+        }
+    }
+    // value `i` in stream `i % 4`, so that a decoder follows four streams at once
+    let cap = bits.div_ceil(32) as usize + 16;
+    let mut writers: [BitWriter; 4] =
+        std::array::from_fn(|_| BitWriter::new(Vec::with_capacity(cap)));
+    let mut quads = ks.chunks_exact(4).zip(ms.chunks_exact(4));
+    for (k4, m4) in &mut quads {
+        let [w0, w1, w2, w3] = &mut writers;
+        put(w0, k4[0], m4[0], lut);
+        put(w1, k4[1], m4[1], lut);
+        put(w2, k4[2], m4[2], lut);
+        put(w3, k4[3], m4[3], lut);
+    }
+    let tail = ks.len() - ks.len() % 4;
+    for (j, (&k, &m)) in ks[tail..].iter().zip(&ms[tail..]).enumerate() {
+        put(&mut writers[j], k, m, lut);
+    }
+    let bodies = writers.map(BitWriter::finish);
+    for b in &bodies[..3] {
+        put_varint(&mut out, b.len() as u64);
+    }
+    for b in &bodies {
+        out.extend_from_slice(b);
+    }
+    (Some(out), long)
+}
+
+/// Reads the `n` exponents and mantissas of a DECJ payload (after its tag).
+fn decode_decj(r: &mut Reader<'_>, n: usize, ks: &mut Vec<i64>, ms: &mut Vec<i64>) -> Result<()> {
+    let dec = huffman::read_table(r, DECJ_ALPHABET)?;
+    let mut ends = [0usize; 4];
+    let mut total = 0usize;
+    for e in ends.iter_mut().take(3) {
+        let l = r.varint("DECJ stream length")?;
+        total = total.saturating_add(l.min(u32::MAX as u64) as usize);
+        *e = total;
+    }
+    let body = r.rest();
+    *r = Reader::new(&[]);
+    if total > body.len() {
+        return Err(Error::corrupt("DECJ stream lengths exceed the column"));
+    }
+    ends[3] = body.len();
+    // (every value takes a bit at least, but for a table of one symbol)
+    if dec.bits > 0 && n > body.len().saturating_mul(8) {
+        return Err(Error::corrupt("DECJ stream shorter than its values"));
+    }
+    // entry: exponent << 24 | (bit length > 0) << 16 | bits below the top one << 8 | the
+    // code's length (every entry is written: the code is complete)
+    let mut table = Reused::take(&DECJ_TABLE);
+    table.0.resize(1usize << dec.bits, 0);
+    dec.fill(&mut table.0, |i| {
+        let s = dec.syms[i] as usize;
+        let b = s % DECJ_LENS;
+        let e = b.saturating_sub(1);
+        (((s / DECJ_LENS) << 24) | (((b > 0) as usize) << 16) | (e << 8)) as u32
+    });
+    ks.clear();
+    ms.clear();
+    ks.resize(n, 0);
+    ms.resize(n, 0);
+    // bit offset of each stream's next value, all in the one body
+    let mut off = [
+        0,
+        ends[0] as u64 * 8,
+        ends[1] as u64 * 8,
+        ends[2] as u64 * 8,
+    ];
+    let d = DecjStreams {
+        body,
+        table: &table.0,
+        mask: (1u64 << dec.bits) - 1,
+    };
+    d.dispatch(&mut off, ks, ms);
+    // each stream must end exactly in its last byte
+    let mut start = 0usize;
+    for (j, &end) in ends.iter().enumerate() {
+        let used = off[j] as usize - start * 8;
+        if used > (end - start) * 8 || used.div_ceil(8) != end - start {
+            return Err(Error::corrupt(
+                "DECJ stream length disagrees with its codes",
+            ));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The four streams of a DECJ payload and their decoding table.
+struct DecjStreams<'a> {
+    body: &'a [u8],
+    table: &'a [u32],
+    mask: u64,
+}
+
+impl DecjStreams<'_> {
+    /// Decodes `ks.len()` values, value `i` from stream `i % 4` at bit offset `off[i % 4]`,
+    /// compiled for BMI2 where the processor has it (shifts and masks by a register amount
+    /// take fewer instructions), else for the baseline.
+    fn dispatch(&self, off: &mut [u64; 4], ks: &mut [i64], ms: &mut [i64]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::allowed(crate::kernels::Tier::Avx2)
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
+        {
+            // SAFETY: the processor has both features (checked just above).
+            return unsafe { self.run_bmi2(off, ks, ms) };
+        }
+        self.run(off, ks, ms)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "bmi1,bmi2")]
+    fn run_bmi2(&self, off: &mut [u64; 4], ks: &mut [i64], ms: &mut [i64]) {
+        self.run(off, ks, ms)
+    }
+
+    #[inline(always)]
+    fn run(&self, off: &mut [u64; 4], ks: &mut [i64], ms: &mut [i64]) {
+        let mut kq = ks.chunks_exact_mut(4);
+        let mut mq = ms.chunks_exact_mut(4);
+        for (k4, m4) in (&mut kq).zip(&mut mq) {
+            for j in 0..4 {
+                (k4[j], m4[j]) = self.next(&mut off[j]);
+            }
+        }
+        let (kr, mr) = (kq.into_remainder(), mq.into_remainder());
+        for (j, (k, m)) in kr.iter_mut().zip(mr).enumerate() {
+            (*k, *m) = self.next(&mut off[j]);
+        }
+    }
+
+    /// The value at bit `off` (moved past it): from one window of 57 bits or more, its code
+    /// and low bits together, unless they are longer.
+    #[inline(always)]
+    fn next(&self, off: &mut u64) -> (i64, i64) {
+        let w = window(self.body, *off);
+        let t = self.table[(w & self.mask) as usize];
+        let (l, e) = (t & 0xff, (t >> 8) & 0xff);
+        let total = l + e;
+        let low = if total <= 57 {
+            (w >> l) & ((1u64 << e) - 1)
+        } else {
+            decj_long_bits(self.body, *off + l as u64, e)
+        };
+        *off += total as u64;
+        let z = ((((t >> 16) & 1) as u64) << e) | low;
+        ((t >> 24) as i64, unzigzag(z))
+    }
+}
+
+/// The `e` (more than 32) low bits of a long mantissa at bit `off`, in two reads.
+#[cold]
+#[inline(never)]
+fn decj_long_bits(body: &[u8], off: u64, e: u32) -> u64 {
+    let lo = window(body, off) & 0xffff_ffff;
+    let hi = window(body, off + 32) & ((1u64 << (e - 32)) - 1);
+    lo | (hi << 32)
+}
+
+/// The exponent and mantissa of every value of `v` (`K_RAW` and the bit pattern for values
+/// that are not short decimals) into `ks` and `ms`, and their DECJ symbols counted into
+/// `hist` (zeroed, of `DECJ_ALPHABET` counts); `None` (`hist` zeroed) when too many values
+/// are not short decimals.
+fn deck_search(v: &[f64], ks: &mut Vec<i64>, ms: &mut Vec<i64>, hist: &mut [u32]) -> Option<Seen> {
+    let mut hint = 1usize;
+    let mut raw = 0usize;
+    let mut seen = Seen {
+        kmask: 0,
+        zor: 0,
+        extra: 0,
+    };
+    ks.reserve(v.len());
+    ms.reserve(v.len());
+    for (i, &x) in v.iter().enumerate() {
+        // values that are not short decimals cost a long search each: give up early on them
+        if i == 64 && raw * 2 > i {
+            // (the histogram goes back to the thread zeroed)
+            hist.fill(0);
+            return None;
+        }
+        let (k, m) = match min_exponent_from(x, hint) {
+            Some((k, m)) => {
+                if k > 0 {
+                    hint = k;
+                }
+                (k, m)
+            }
+            None => {
+                raw += 1;
+                (K_RAW as usize, x.to_bits() as i64)
+            }
+        };
+        ks.push(k as i64);
+        ms.push(m);
+        // DECJ's symbol
+        let z = zigzag(m);
+        let b = 64 - z.leading_zeros();
+        hist[k * DECJ_LENS + b as usize] += 1;
+        seen.kmask |= 1 << k;
+        seen.zor |= z;
+        seen.extra += b.saturating_sub(1) as u64;
+    }
+    Some(seen)
+}
+
+/// DECK's two integer columns for the exponents and mantissas of `deck_search`; `None` when
+/// they would take `budget` bytes or more.
+fn deck_columns(ks: &[i64], ms: &[i64], budget: usize) -> Option<Vec<u8>> {
+    let n = ks.len();
     let mut kcol = Vec::with_capacity(n + 16);
-    encode_ints(&ks, &mut kcol);
+    crate::intcodec::encode_ints(ks, &mut kcol);
     let mut out = Vec::with_capacity(n * 3 + 16);
     out.push(F_DECK);
     put_varint(&mut out, kcol.len() as u64);
@@ -501,7 +822,7 @@ fn encode_deck(v: &[f64], budget: usize) -> Option<Vec<u8>> {
         return None;
     }
     let rest = budget.saturating_sub(out.len());
-    encode_ints_within(&ms, &mut out, rest).then_some(out)
+    encode_ints_within(ms, &mut out, rest).then_some(out)
 }
 
 /// Working buffers of RUNS, kept by the thread between columns (see `crate::scratch`); each
@@ -1056,6 +1377,11 @@ fn decode_floats_depth(data: &[u8], n: usize, allow_runs: bool) -> Result<Vec<f6
             decode_ints_into(mcol, n, &mut ms)?;
             deck_values(&ks, &ms)?
         }
+        F_DECJ => {
+            let (mut ks, mut ms) = (Reused::take(&EXPONENTS), Reused::take(&MANTISSAS));
+            decode_decj(&mut r, n, &mut ks, &mut ms)?;
+            deck_values(&ks, &ms)?
+        }
         F_RUNS if allow_runs => {
             let runs = r.varint("run count")?;
             let u = r.varint("dictionary size")?;
@@ -1509,5 +1835,138 @@ mod tests {
             .map(|i| if i == 7 { f64::NAN } else { i as f64 * 0.25 })
             .collect();
         rt(&with_nan);
+    }
+
+    /// Decimals of 1 to 8 places with about seven digits each (as float32 readings print),
+    /// two in five zero, and a few values that are no short decimal.
+    fn float32_like(n: usize, seed: u64) -> Vec<f64> {
+        let mut next = crate::testutil::xorshift(seed);
+        (0..n)
+            .map(|_| {
+                let r = next();
+                match r % 40 {
+                    0..=15 => 0.0,
+                    16 => f64::from_bits(next() >> 2),
+                    _ => {
+                        let k = 1 + (r >> 8) % 8;
+                        let m = ((r >> 16) % 9_000_000 + 1_000_000) as f64;
+                        let v = m / POW10[k as usize];
+                        if r >> 60 & 1 == 1 {
+                            -v
+                        } else {
+                            v
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Float32-like decimals are coded by DECJ at every length, round trip bit for bit, and
+    /// take fewer bytes than DECK's two integer columns would (the exponent and the length
+    /// of the mantissa coded together); every cut of the column is an error, not a panic.
+    #[test]
+    fn decj_codes_float32_decimals() {
+        for (n, seed) in [(64, 1), (256, 2), (1000, 3), (5000, 4)] {
+            let v = float32_like(n, seed);
+            let mut b = Vec::new();
+            encode_floats(&v, &mut b);
+            assert_eq!(b[0], F_DECJ, "n = {n}");
+            let d = decode_floats(&b, n).unwrap();
+            assert!(d.iter().zip(&v).all(|(a, x)| a.to_bits() == x.to_bits()));
+            for cut in 0..b.len() {
+                assert!(
+                    decode_floats(&b[..cut], n).is_err(),
+                    "cut at {cut} of {}",
+                    b.len()
+                );
+            }
+            let (mut ks, mut ms) = (Vec::new(), Vec::new());
+            let mut hist = vec![0u32; DECJ_ALPHABET];
+            deck_search(&v, &mut ks, &mut ms, &mut hist).unwrap();
+            let deck = deck_columns(&ks, &ms, usize::MAX).unwrap();
+            assert!(
+                b.len() < deck.len(),
+                "n = {n}: DECJ {} vs DECK {}",
+                b.len(),
+                deck.len()
+            );
+            // DECK, which earlier encoders wrote, still decodes
+            let d = decode_floats(&deck, n).unwrap();
+            assert!(d.iter().zip(&v).all(|(a, x)| a.to_bits() == x.to_bits()));
+        }
+    }
+
+    /// One symbol: a table without code lengths, values of no code bits (only their low
+    /// bits); and mantissas of 64 bits (values that are no short decimal) read in two steps.
+    #[test]
+    fn decj_edge_symbols() {
+        for v in [
+            vec![1.2, 1.3, 1.2, 1.5, 1.4],
+            vec![0.0; 9],
+            (0..50)
+                .map(|i| f64::from_bits(0xfff0_0000_0000_0001 + i))
+                .collect(),
+        ] {
+            let (mut ks, mut ms) = (Vec::new(), Vec::new());
+            let mut hist = vec![0u32; DECJ_ALPHABET];
+            let seen = match deck_search(&v, &mut ks, &mut ms, &mut hist) {
+                Some(s) => s,
+                // (too many values that are no short decimal for DECK's search: code the
+                // exponents and mantissas such a search would give, by hand)
+                None => {
+                    ks = vec![K_RAW; v.len()];
+                    ms = v.iter().map(|x| x.to_bits() as i64).collect();
+                    hist.fill(0);
+                    let mut zor = 0;
+                    for &m in &ms {
+                        let z = zigzag(m);
+                        hist[K_RAW as usize * DECJ_LENS + 64 - z.leading_zeros() as usize] += 1;
+                        zor |= z;
+                    }
+                    Seen {
+                        kmask: 1 << K_RAW,
+                        zor,
+                        extra: 63 * v.len() as u64,
+                    }
+                }
+            };
+            let b = encode_decj(&ks, &ms, &mut hist, seen, usize::MAX)
+                .0
+                .unwrap();
+            assert!(hist.iter().all(|&c| c == 0), "counts left in the histogram");
+            let d = decode_floats(&b, v.len()).unwrap();
+            assert!(d.iter().zip(&v).all(|(a, x)| a.to_bits() == x.to_bits()));
+        }
+    }
+
+    /// Corrupt DECJ payloads (every byte changed in turn, stream lengths out of range, the
+    /// value count too large) are errors or values, never a panic; those that the checks
+    /// must catch are errors.
+    #[test]
+    fn decj_corrupt_payloads() {
+        let v = float32_like(300, 9);
+        let mut b = Vec::new();
+        encode_floats(&v, &mut b);
+        assert_eq!(b[0], F_DECJ);
+        for i in 1..b.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut c = b.clone();
+                c[i] ^= x;
+                let _ = decode_floats(&c, v.len());
+            }
+        }
+        // more values than the streams hold, or fewer than they do
+        assert!(decode_floats(&b, v.len() + 1).is_err());
+        assert!(decode_floats(&b, v.len() - 1).is_err());
+        assert!(decode_floats(&b, 1 << 20).is_err());
+        // stream lengths that exceed the column
+        let mut r = Reader::new(&b[1..]);
+        huffman::read_table(&mut r, DECJ_ALPHABET).unwrap();
+        let at = 1 + r.pos();
+        let mut c = b[..at].to_vec();
+        put_varint(&mut c, 1 << 40);
+        c.extend_from_slice(&b[at..]);
+        assert!(decode_floats(&c, v.len()).is_err());
     }
 }

@@ -1171,7 +1171,7 @@ pub fn decode_ints_into(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()>
 /// 64 bits of `data` starting at bit `off` (zeros past the end), shifted so that bit `off`
 /// is bit 0: at least 57 meaningful bits.
 #[inline(always)]
-fn window(data: &[u8], off: u64) -> u64 {
+pub(crate) fn window(data: &[u8], off: u64) -> u64 {
     let byte = (off >> 3) as usize;
     let w = match data.get(byte..byte + 8) {
         Some(b) => u64::from_le_bytes(b.try_into().unwrap()),

@@ -121,31 +121,6 @@ fn is_small_integer(v: f64) -> bool {
     integral && v.to_bits() != (-0.0f64).to_bits()
 }
 
-/// Smallest exponent at which `v` is an exact decimal, searching from `hint` downwards when
-/// it fits and upwards otherwise.
-#[inline]
-fn min_exponent_from(v: f64, hint: usize) -> Option<(usize, i64)> {
-    if is_small_integer(v) {
-        return Some((0, v as i64));
-    }
-    match mantissa(v, hint) {
-        Some(m) => {
-            let (mut k, mut mk) = (hint, m);
-            while k > 1 {
-                match mantissa(v, k - 1) {
-                    Some(m2) => {
-                        k -= 1;
-                        mk = m2;
-                    }
-                    None => break,
-                }
-            }
-            Some((k, mk))
-        }
-        None => (hint + 1..=SEARCH_E).find_map(|e| mantissa(v, e).map(|m| (e, m))),
-    }
-}
-
 /// Smallest exponent at which `v` is an exact decimal.
 #[inline]
 fn min_exponent(v: f64) -> Option<(usize, i64)> {
@@ -232,12 +207,11 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
             // An exponent per value: DECJ alone (smaller than DEC and DECK on almost every
             // such column); DEC too where DECJ cannot code the column or finds long decimals
             // (whose mantissas DEC's differences may code better).
-            let (deck, long) = encode_deck(v, budget(&best, n), false);
-            let failed = deck.is_none();
+            let (deck, others) = encode_deck(v, budget(&best, n), false);
             if let Some(c) = deck {
                 consider(c, &mut best);
             }
-            if failed || long {
+            if others {
                 if let Some(Some(c)) = encode_dec(v, e, budget(&best, n)) {
                     consider(c, &mut best);
                 }
@@ -504,10 +478,11 @@ fn dec_mantissas_fma(
     )
 }
 
-/// An exponent per value, coded by DECJ, and `with_deck` (or when the mantissas are long,
-/// which the second result tells) also by DECK (given DECJ's size as its budget) to keep the
-/// smaller: `None` when too many values are not short decimals, or when the column would
-/// take `budget` bytes or more. DECK's integer columns can code the
+/// An exponent per value, coded by DECJ, and `with_deck` (or when the mantissas are long)
+/// also by DECK (given DECJ's size as its budget) to keep the smaller: `None` when too many
+/// values are not short decimals, or when the column would take `budget` bytes or more. The
+/// second result tells whether other codings are worth trying: when the values are not
+/// short decimals, or their mantissas are long. DECK's integer columns can code the
 /// differences of long, correlated mantissas (values DEC could not code), which DECJ codes
 /// by their lengths alone; on short decimals of varied lengths (a sample calling for an
 /// exponent per value) DECJ is smaller almost always, and alone several times faster.
@@ -518,7 +493,7 @@ fn encode_deck(v: &[f64], budget: usize, with_deck: bool) -> (Option<Vec<u8>>, b
     // (zeroed when new, and left zeroed by every use)
     hist.0.resize(DECJ_ALPHABET, 0);
     let Some(seen) = deck_search(v, &mut ks, &mut ms, &mut hist.0) else {
-        return (None, false);
+        return (None, true);
     };
     let (decj, long) = encode_decj(&ks, &ms, &mut hist.0, seen, budget);
     if !with_deck && !long {
@@ -761,50 +736,193 @@ fn decj_long_bits(body: &[u8], off: u64, e: u32) -> u64 {
     lo | (hi << 32)
 }
 
-/// The exponent and mantissa of every value of `v` (`K_RAW` and the bit pattern for values
-/// that are not short decimals) into `ks` and `ms`, and their DECJ symbols counted into
+/// The smallest exponent (see `min_exponent`) and its mantissa of every value of `v`
+/// (`K_RAW` and the bit pattern for values that are not short decimals) into `ks` and `ms`, and their DECJ symbols counted into
 /// `hist` (zeroed, of `DECJ_ALPHABET` counts); `None` (`hist` zeroed) when too many values
 /// are not short decimals.
 fn deck_search(v: &[f64], ks: &mut Vec<i64>, ms: &mut Vec<i64>, hist: &mut [u32]) -> Option<Seen> {
-    let mut hint = 1usize;
-    let mut raw = 0usize;
-    let mut seen = Seen {
-        kmask: 0,
-        zor: 0,
-        extra: 0,
-    };
-    ks.reserve(v.len());
-    ms.reserve(v.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::allowed(crate::kernels::Tier::Avx2)
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the processor has these features (checked just above).
+        return unsafe { deck_search_fma(v, ks, ms, hist) };
+    }
+    let mut s = Search::new(v.len(), ks, ms);
     for (i, &x) in v.iter().enumerate() {
-        // values that are not short decimals cost a long search each: give up early on them
-        if i == 64 && raw * 2 > i {
-            // (the histogram goes back to the thread zeroed)
+        if i == 64 && s.too_many_raw() {
             hist.fill(0);
             return None;
         }
-        let (k, m) = match min_exponent_from(x, hint) {
-            Some((k, m)) => {
-                if k > 0 {
-                    hint = k;
-                }
-                (k, m)
-            }
+        s.push(x, min_exponent(x), hist);
+    }
+    Some(s.seen)
+}
+
+/// `deck_search`'s state: the values found so far and what DECJ needs of them.
+struct Search<'a> {
+    ks: &'a mut Vec<i64>,
+    ms: &'a mut Vec<i64>,
+    /// values that are not short decimals
+    raw: usize,
+    seen: Seen,
+}
+
+impl<'a> Search<'a> {
+    fn new(n: usize, ks: &'a mut Vec<i64>, ms: &'a mut Vec<i64>) -> Self {
+        ks.reserve(n);
+        ms.reserve(n);
+        Search {
+            ks,
+            ms,
+            raw: 0,
+            seen: Seen {
+                kmask: 0,
+                zor: 0,
+                extra: 0,
+            },
+        }
+    }
+
+    /// Values that are not short decimals cost a long search each: the search gives up when
+    /// they are half of the first 64.
+    fn too_many_raw(&self) -> bool {
+        self.raw * 2 > 64
+    }
+
+    /// Appends value `x`, with its exponent and mantissa if `found`, and counts its symbol.
+    #[inline(always)]
+    fn push(&mut self, x: f64, found: Option<(usize, i64)>, hist: &mut [u32]) {
+        let (k, m) = match found {
+            Some(km) => km,
             None => {
-                raw += 1;
+                self.raw += 1;
                 (K_RAW as usize, x.to_bits() as i64)
             }
         };
-        ks.push(k as i64);
-        ms.push(m);
-        // DECJ's symbol
+        self.ks.push(k as i64);
+        self.ms.push(m);
         let z = zigzag(m);
         let b = 64 - z.leading_zeros();
         hist[k * DECJ_LENS + b as usize] += 1;
-        seen.kmask |= 1 << k;
-        seen.zor |= z;
-        seen.extra += b.saturating_sub(1) as u64;
+        self.seen.kmask |= 1 << k;
+        self.seen.zor |= z;
+        self.seen.extra += b.saturating_sub(1) as u64;
     }
-    Some(seen)
+}
+
+/// Exponents the vector search tries (values of more places are left to the scalar one).
+#[cfg(target_arch = "x86_64")]
+const VECTOR_E: usize = 10;
+
+/// `deck_search` four values a step (AVX2 and FMA), with the same answers: for each value,
+/// the smallest exponent `k` up to `VECTOR_E` whose product `v 10^k` passes `mantissa`'s
+/// cheap necessary condition (below 2^51, within `|p| 2^-44` of an integer), then the exact
+/// check of that one by Markstein's corrected quotient (bit for bit the division, see
+/// `dec_mantissas_fma`). A smaller exponent cannot give an exact decimal (it would have
+/// passed the condition), so a value that passes the check has its smallest exponent; the
+/// others (no such `k`, an inexact one, or a product from 2^51 up) take the scalar search.
+/// On float32 readings most values stop within a few exponents, four at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn deck_search_fma(
+    v: &[f64],
+    ks: &mut Vec<i64>,
+    ms: &mut Vec<i64>,
+    hist: &mut [u32],
+) -> Option<Seen> {
+    use std::arch::x86_64::*;
+    let mut s = Search::new(v.len(), ks, ms);
+    let magic = _mm256_set1_pd(MAGIC);
+    let magic_bits = _mm256_set1_epi64x(MAGIC.to_bits() as i64);
+    let limit = _mm256_set1_pd(TWO_51);
+    let tol = _mm256_set1_pd(1.0 / 17592186044416.0);
+    let magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+    let mut quads = v.chunks_exact(4);
+    for (g, q) in (&mut quads).enumerate() {
+        if g == 16 && s.too_many_raw() {
+            hist.fill(0);
+            return None;
+        }
+        // SAFETY: `q` holds four values (unaligned load).
+        let x = unsafe { _mm256_loadu_pd(q.as_ptr()) };
+        let (mut found, mut kv, mut mv) = (0i32, _mm256_setzero_si256(), _mm256_setzero_pd());
+        for (k, &pk) in POW10.iter().enumerate().take(VECTOR_E + 1) {
+            let p = _mm256_mul_pd(x, _mm256_set1_pd(pk));
+            let ap = _mm256_and_pd(p, magnitude);
+            let m = _mm256_sub_pd(_mm256_add_pd(p, magic), magic);
+            let near = _mm256_cmp_pd::<_CMP_LE_OQ>(
+                _mm256_and_pd(_mm256_sub_pd(m, p), magnitude),
+                _mm256_mul_pd(ap, tol),
+            );
+            let pass = _mm256_and_pd(near, _mm256_cmp_pd::<_CMP_LT_OQ>(ap, limit));
+            let new = _mm256_movemask_pd(pass) & !found;
+            if new != 0 {
+                // the lanes found at this exponent, as masks of all ones
+                let sel = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+                    _mm256_and_si256(
+                        _mm256_set1_epi64x(new as i64),
+                        _mm256_setr_epi64x(1, 2, 4, 8),
+                    ),
+                    _mm256_setr_epi64x(1, 2, 4, 8),
+                ));
+                kv = _mm256_castpd_si256(_mm256_blendv_pd(
+                    _mm256_castsi256_pd(kv),
+                    _mm256_castsi256_pd(_mm256_set1_epi64x(k as i64)),
+                    sel,
+                ));
+                mv = _mm256_blendv_pd(mv, m, sel);
+                found |= new;
+                if found == 0b1111 {
+                    break;
+                }
+            }
+        }
+        // the exact check at each lane's exponent
+        // SAFETY: the exponents are at most VECTOR_E, within the tables (gathers of 8-byte
+        // elements at those indices).
+        let (b, y) = unsafe {
+            (
+                _mm256_i64gather_pd::<8>(POW10_DECK.as_ptr(), kv),
+                _mm256_i64gather_pd::<8>(INV10_DECK.as_ptr(), kv),
+            )
+        };
+        let q0 = _mm256_mul_pd(mv, y);
+        let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, mv), y, q0);
+        let q2 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, mv), y, q1);
+        let same = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+            _mm256_castpd_si256(q2),
+            _mm256_castpd_si256(x),
+        ));
+        let exact = _mm256_movemask_pd(same) & found;
+        // below 2^51, m + 1.5 2^52 is exact and its bits are those of 1.5 2^52 plus m
+        let mi = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(mv, magic)), magic_bits);
+        let (mut kk, mut mm) = ([0i64; 4], [0i64; 4]);
+        // SAFETY: both arrays have room for the four words written (unaligned stores).
+        unsafe {
+            _mm256_storeu_si256(kk.as_mut_ptr().cast(), kv);
+            _mm256_storeu_si256(mm.as_mut_ptr().cast(), mi);
+        }
+        for (j, &x) in q.iter().enumerate() {
+            let found = if exact >> j & 1 == 1 {
+                Some((kk[j] as usize, mm[j]))
+            } else {
+                min_exponent(x)
+            };
+            s.push(x, found, hist);
+        }
+    }
+    let rest = quads.remainder();
+    // (the check of the first 64 values, when the value after them is in the remainder)
+    if v.len() - rest.len() == 64 && !rest.is_empty() && s.too_many_raw() {
+        hist.fill(0);
+        return None;
+    }
+    for &x in rest {
+        s.push(x, min_exponent(x), hist);
+    }
+    Some(s.seen)
 }
 
 /// DECK's two integer columns for the exponents and mantissas of `deck_search`; `None` when
@@ -1894,6 +2012,80 @@ mod tests {
             // DECK, which earlier encoders wrote, still decodes
             let d = decode_floats(&deck, n).unwrap();
             assert!(d.iter().zip(&v).all(|(a, x)| a.to_bits() == x.to_bits()));
+        }
+    }
+
+    /// The vector search gives the scalar one's answers (each value's smallest exponent),
+    /// and gives up on the same columns: decimals of every length up to 18 places, integers,
+    /// huge and special values, products around 2^51, columns of 64 to 67 values around the
+    /// give-up rule.
+    #[test]
+    fn deck_search_vector_finds_smallest_exponents() {
+        use crate::kernels::{set_cap, Tier};
+        let mut next = crate::testutil::xorshift(5);
+        let mut columns: Vec<Vec<f64>> = vec![float32_like(1000, 11), float32_like(67, 12)];
+        let specials = [
+            f64::NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            5e-324,
+            2.0f64.powi(52) + 1.0,
+        ];
+        let any: Vec<f64> = (0..3000)
+            .map(|_| {
+                let r = next();
+                match r % 6 {
+                    0 => f64::from_bits(next()),
+                    1 => (r >> 20) as f64 / POW10[(r % 19) as usize],
+                    2 => ((r >> 8) % 1000) as f64 - 500.0,
+                    3 => specials[(r >> 8) as usize % 6],
+                    4 => (r >> 11) as f64 * 0.001,
+                    _ => ((r >> 40) as f64 / 7.0 * 100.0).round() / 100.0,
+                }
+            })
+            .collect();
+        columns.push(any[..777].to_vec());
+        columns.push(any);
+        for n in 64..68 {
+            for raw in [31, 32, 33] {
+                let mut c: Vec<f64> = (0..n).map(|i| 1.25 + i as f64).collect();
+                for x in c.iter_mut().take(raw) {
+                    *x = f64::from_bits(next() | 1 << 62);
+                }
+                columns.push(c);
+            }
+        }
+        for v in &columns {
+            let run = |cap| {
+                set_cap(cap);
+                let (mut ks, mut ms) = (Vec::new(), Vec::new());
+                let mut hist = vec![0u32; DECJ_ALPHABET];
+                let seen = deck_search(v, &mut ks, &mut ms, &mut hist);
+                set_cap(Tier::Avx512);
+                (seen.is_some(), ks, ms, hist)
+            };
+            let (vector, scalar) = (run(Tier::Avx2), run(Tier::Portable));
+            assert_eq!(vector.0, scalar.0, "gave up differently, n = {}", v.len());
+            if !vector.0 {
+                assert!(vector.3.iter().all(|&c| c == 0));
+                continue;
+            }
+            assert_eq!(vector, scalar, "n = {}", v.len());
+            let mut hist = vec![0u32; DECJ_ALPHABET];
+            for (i, &x) in v.iter().enumerate() {
+                let (k, m) = (vector.1[i], vector.2[i]);
+                let smallest = min_exponent(x).map(|(e, me)| (e as i64, me));
+                assert_eq!((k, m), smallest.unwrap_or((K_RAW, x.to_bits() as i64)));
+                if k == K_RAW {
+                    assert_eq!(m as u64, x.to_bits());
+                } else {
+                    assert_eq!(((m as f64) / POW10[k as usize]).to_bits(), x.to_bits());
+                }
+                let b = 64 - zigzag(m).leading_zeros() as usize;
+                hist[k as usize * DECJ_LENS + b] += 1;
+            }
+            assert_eq!(vector.3, hist);
         }
     }
 

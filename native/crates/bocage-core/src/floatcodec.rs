@@ -500,7 +500,12 @@ fn encode_deck(v: &[f64], budget: usize, with_deck: bool) -> (Option<Vec<u8>>, b
         return (decj, false);
     }
     let budget = decj.as_ref().map_or(budget, Vec::len);
-    (deck_columns(&ks, &ms, budget).or(decj), long)
+    // (the integer coder may finish a column at or over its budget: the smaller is kept)
+    let best = match (deck_columns(&ks, &ms, budget), decj) {
+        (Some(d), Some(j)) => Some(if d.len() < j.len() { d } else { j }),
+        (d, j) => d.or(j),
+    };
+    (best, long)
 }
 
 /// What `deck_search` saw of the DECJ symbols: the exponents used (one bit each), the OR of
@@ -2086,6 +2091,32 @@ mod tests {
                 hist[k as usize * DECJ_LENS + b] += 1;
             }
             assert_eq!(vector.3, hist);
+        }
+    }
+
+    /// With DECK as well, the smaller of DECJ and DECK is kept: the integer coder may finish
+    /// a column at or over its budget, and DECK, tried second with DECJ's size as its budget,
+    /// must not win so (some of these columns of long decimals, a third of an even number of
+    /// tenths and hundredths, do that).
+    #[test]
+    fn encode_deck_keeps_the_smaller() {
+        let mut next = crate::testutil::xorshift(99);
+        for _ in 0..3000 {
+            let n = 2 + (next() % 200) as usize;
+            let v: Vec<f64> = (0..n)
+                .map(|i| (i as f64 * 0.1 + (next() % 3) as f64 * 0.01) / 3.0)
+                .collect();
+            let (mut ks, mut ms) = (Vec::new(), Vec::new());
+            let mut hist = vec![0u32; DECJ_ALPHABET];
+            let Some(seen) = deck_search(&v, &mut ks, &mut ms, &mut hist) else {
+                continue;
+            };
+            let j = encode_decj(&ks, &ms, &mut hist, seen, usize::MAX)
+                .0
+                .unwrap();
+            let d = deck_columns(&ks, &ms, usize::MAX).unwrap();
+            let (got, _) = encode_deck(&v, usize::MAX, true);
+            assert_eq!(got.unwrap().len(), j.len().min(d.len()), "n = {n}");
         }
     }
 

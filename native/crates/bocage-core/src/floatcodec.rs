@@ -21,7 +21,10 @@ use crate::bits::BitWriter;
 use crate::bytes::{put_varint, unzigzag, zigzag, Reader};
 use crate::error::{Error, Result};
 use crate::huffman;
-use crate::intcodec::{decode_ints, decode_ints_into, decode_ints_map, encode_ints_within, window};
+use crate::intcodec::{
+    check_stream_ends, decode_ints, decode_ints_into, decode_ints_map, encode_ints_within,
+    finish_streams, stream_ends, window,
+};
 use crate::scratch::{Reused, Scratch};
 use std::mem::MaybeUninit;
 
@@ -439,9 +442,7 @@ fn dec_mantissas_fma(
         let m = _mm256_sub_pd(_mm256_add_pd(p, magic), magic);
         // below 2^51, m + 1.5 2^52 is exact and its bits are those of 1.5 2^52 plus m
         let mi = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(m, magic)), magic_bits);
-        let q0 = _mm256_mul_pd(m, y);
-        let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, m), y, q0);
-        let q2 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, m), y, q1);
+        let q2 = quotient4(m, b, y);
         let same = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
             _mm256_castpd_si256(q2),
             _mm256_castpd_si256(x),
@@ -598,32 +599,14 @@ fn encode_decj(
     for (j, (&k, &m)) in ks[tail..].iter().zip(&ms[tail..]).enumerate() {
         put(&mut writers[j], k, m, lut);
     }
-    let bodies = writers.map(BitWriter::finish);
-    for b in &bodies[..3] {
-        put_varint(&mut out, b.len() as u64);
-    }
-    for b in &bodies {
-        out.extend_from_slice(b);
-    }
+    finish_streams(Vec::from(writers), &mut out);
     (Some(out), long)
 }
 
 /// Reads the `n` exponents and mantissas of a DECJ payload (after its tag).
 fn decode_decj(r: &mut Reader<'_>, n: usize, ks: &mut Vec<i64>, ms: &mut Vec<i64>) -> Result<()> {
     let dec = huffman::read_table(r, DECJ_ALPHABET)?;
-    let mut ends = [0usize; 4];
-    let mut total = 0usize;
-    for e in ends.iter_mut().take(3) {
-        let l = r.varint("DECJ stream length")?;
-        total = total.saturating_add(l.min(u32::MAX as u64) as usize);
-        *e = total;
-    }
-    let body = r.rest();
-    *r = Reader::new(&[]);
-    if total > body.len() {
-        return Err(Error::corrupt("DECJ stream lengths exceed the column"));
-    }
-    ends[3] = body.len();
+    let (ends, body) = stream_ends(r, 4, "DECJ")?;
     // (every value takes a bit at least, but for a table of one symbol)
     if dec.bits > 0 && n > body.len().saturating_mul(8) {
         return Err(Error::corrupt("DECJ stream shorter than its values"));
@@ -655,18 +638,7 @@ fn decode_decj(r: &mut Reader<'_>, n: usize, ks: &mut Vec<i64>, ms: &mut Vec<i64
         mask: (1u64 << dec.bits) - 1,
     };
     d.dispatch(&mut off, ks, ms);
-    // each stream must end exactly in its last byte
-    let mut start = 0usize;
-    for (j, &end) in ends.iter().enumerate() {
-        let used = off[j] as usize - start * 8;
-        if used > (end - start) * 8 || used.div_ceil(8) != end - start {
-            return Err(Error::corrupt(
-                "DECJ stream length disagrees with its codes",
-            ));
-        }
-        start = end;
-    }
-    Ok(())
+    check_stream_ends(&off, &ends, 4, "DECJ")
 }
 
 /// The four streams of a DECJ payload and their decoding table.
@@ -853,6 +825,7 @@ fn deck_search_fma(
         // SAFETY: `q` holds four values (unaligned load).
         let x = unsafe { _mm256_loadu_pd(q.as_ptr()) };
         let (mut found, mut kv, mut mv) = (0i32, _mm256_setzero_si256(), _mm256_setzero_pd());
+        let mut found_v = _mm256_setzero_pd();
         for (k, &pk) in POW10.iter().enumerate().take(VECTOR_E + 1) {
             let p = _mm256_mul_pd(x, _mm256_set1_pd(pk));
             let ap = _mm256_and_pd(p, magnitude);
@@ -862,22 +835,17 @@ fn deck_search_fma(
                 _mm256_mul_pd(ap, tol),
             );
             let pass = _mm256_and_pd(near, _mm256_cmp_pd::<_CMP_LT_OQ>(ap, limit));
-            let new = _mm256_movemask_pd(pass) & !found;
+            // the lanes found at this exponent (not at a smaller one)
+            let sel = _mm256_andnot_pd(found_v, pass);
+            let new = _mm256_movemask_pd(sel);
             if new != 0 {
-                // the lanes found at this exponent, as masks of all ones
-                let sel = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
-                    _mm256_and_si256(
-                        _mm256_set1_epi64x(new as i64),
-                        _mm256_setr_epi64x(1, 2, 4, 8),
-                    ),
-                    _mm256_setr_epi64x(1, 2, 4, 8),
-                ));
                 kv = _mm256_castpd_si256(_mm256_blendv_pd(
                     _mm256_castsi256_pd(kv),
                     _mm256_castsi256_pd(_mm256_set1_epi64x(k as i64)),
                     sel,
                 ));
                 mv = _mm256_blendv_pd(mv, m, sel);
+                found_v = _mm256_or_pd(found_v, sel);
                 found |= new;
                 if found == 0b1111 {
                     break;
@@ -893,9 +861,7 @@ fn deck_search_fma(
                 _mm256_i64gather_pd::<8>(INV10_DECK.as_ptr(), kv),
             )
         };
-        let q0 = _mm256_mul_pd(mv, y);
-        let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, mv), y, q0);
-        let q2 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, mv), y, q1);
+        let q2 = quotient4(mv, b, y);
         let same = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
             _mm256_castpd_si256(q2),
             _mm256_castpd_si256(x),
@@ -1303,10 +1269,7 @@ fn deck_fill_fma(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64 {
                 _mm256_i64gather_pd::<8>(INV10_DECK.as_ptr(), i),
             )
         };
-        // deck_quotient_fma, four at a time
-        let q0 = _mm256_mul_pd(a, y);
-        let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, a), y, q0);
-        let q2 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, a), y, q1);
+        let q2 = quotient4(a, b, y);
         let v = _mm256_blendv_pd(q2, _mm256_castsi256_pd(m), _mm256_castsi256_pd(is_raw));
         let mut w = [0f64; 4];
         // SAFETY: `w` has room for the four values written (unaligned store).
@@ -1404,6 +1367,22 @@ fn deck_fill_avx512(ks: &[i64], ms: &[i64], dst: &mut [MaybeUninit<f64>]) -> u64
 #[inline(always)]
 fn deck_quotient_div(k: usize, a: f64) -> f64 {
     a / POW10_DECK[k]
+}
+
+/// `deck_quotient_fma` four lanes at a time: `m / b` for `y = RN(1 / b)`, bit for bit the
+/// division (DEC's and DECK's exact checks, DECK's and DECJ's values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn quotient4(
+    m: std::arch::x86_64::__m256d,
+    b: std::arch::x86_64::__m256d,
+    y: std::arch::x86_64::__m256d,
+) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let q0 = _mm256_mul_pd(m, y);
+    let q1 = _mm256_fmadd_pd(_mm256_fnmadd_pd(q0, b, m), y, q0);
+    _mm256_fmadd_pd(_mm256_fnmadd_pd(q1, b, m), y, q1)
 }
 
 /// `f64(m) / 10^k`, correctly rounded like the division, without one (Markstein's method).

@@ -727,7 +727,7 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
 }
 
 /// Appends the streams, each but the last preceded by its byte length.
-fn finish_streams(writers: Vec<BitWriter>, out: &mut Vec<u8>) {
+pub(crate) fn finish_streams(writers: Vec<BitWriter>, out: &mut Vec<u8>) {
     let ns = writers.len();
     let bodies: Vec<Vec<u8>> = writers.into_iter().map(BitWriter::finish).collect();
     for b in &bodies[..ns - 1] {
@@ -1534,19 +1534,7 @@ fn huff_streams(
 ) -> Result<()> {
     let k = out.len();
     let ns = streams(k);
-    let mut ends = [0usize; 4];
-    let mut total = 0usize;
-    for e in ends.iter_mut().take(ns - 1) {
-        let l = r.varint("huffman stream length")?;
-        total = total.saturating_add(l.min(u32::MAX as u64) as usize);
-        *e = total;
-    }
-    let body = r.rest();
-    *r = Reader::new(&[]);
-    if total > body.len() {
-        return Err(Error::corrupt("huffman stream lengths exceed the column"));
-    }
-    ends[ns - 1] = body.len();
+    let (ends, body) = stream_ends(r, ns, "huffman")?;
     // Short payloads are read from a copy followed by 8 zero bytes, so that no window read
     // takes the slow path at the end; long ones in place, where only their last few tokens do.
     let body = if body.len() < 1024 {
@@ -1572,14 +1560,51 @@ fn huff_streams(
         let d = Tables::<false> { body, table, tmask };
         d.dispatch(kernel, ns == 4, acc, &mut off, out, c)?;
     }
-    // each stream must end exactly in its last byte
+    check_stream_ends(&off, &ends, ns, "huffman")
+}
+
+/// The byte lengths of the first `ns - 1` of `ns` streams (`ns` <= 4), read from `r`, which
+/// is left empty: where each stream ends in the rest of the column (returned too), the last
+/// at its end. An error when they add up to more than the rest.
+pub(crate) fn stream_ends<'a>(
+    r: &mut Reader<'a>,
+    ns: usize,
+    what: &str,
+) -> Result<([usize; 4], &'a [u8])> {
+    let mut ends = [0usize; 4];
+    let mut total = 0usize;
+    for e in ends.iter_mut().take(ns - 1) {
+        // (a fixed label: one naming `what` would be formatted for every column)
+        let l = r.varint("stream length")?;
+        total = total.saturating_add(l.min(u32::MAX as u64) as usize);
+        *e = total;
+    }
+    let body = r.rest();
+    *r = Reader::new(&[]);
+    if total > body.len() {
+        return Err(Error::corrupt(format!(
+            "{what} stream lengths exceed the column"
+        )));
+    }
+    ends[ns - 1] = body.len();
+    Ok((ends, body))
+}
+
+/// Each of the `ns` streams ending at `ends` (see `stream_ends`) was read up to bit offset
+/// `off` (from the start of the first): it must end exactly in its last byte.
+pub(crate) fn check_stream_ends(
+    off: &[u64; 4],
+    ends: &[usize; 4],
+    ns: usize,
+    what: &str,
+) -> Result<()> {
     let mut start = 0usize;
     for j in 0..ns {
         let used = off[j] as usize - start * 8;
         if used > (ends[j] - start) * 8 || used.div_ceil(8) != ends[j] - start {
-            return Err(Error::corrupt(
-                "huffman stream length disagrees with its codes",
-            ));
+            return Err(Error::corrupt(format!(
+                "{what} stream length disagrees with its codes"
+            )));
         }
         start = ends[j];
     }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::huffman;
 use crate::intcodec::{
     check_stream_ends, decode_ints, decode_ints_into, decode_ints_map, encode_ints_within,
-    finish_streams, stream_ends, window,
+    finish_streams, stream_ends, stream_writers, window,
 };
 use crate::scratch::{Reused, Scratch};
 use std::mem::MaybeUninit;
@@ -146,8 +146,10 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     // Runs of repeated values (sensors that report the same reading again and again): their
     // starts are found once, as bit masks, and serve both the count here and RUNS. A single
     // run is a constant column (the pass replaces a separate all-equal check).
-    let mut scratch = Reused::take(&RUN_SCRATCH);
-    let runs = if allow_runs {
+    // (a nested column, which never tries RUNS, does not take the buffers: the outer one
+    // holds them, and an empty set of nine buffers would be made and put back for nothing)
+    let mut scratch = allow_runs.then(|| Reused::take(&RUN_SCRATCH));
+    let runs = if let Some(scratch) = scratch.as_mut() {
         run_starts(v, &mut scratch.starts)
     } else {
         let b0 = v[0].to_bits();
@@ -175,8 +177,8 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     // gets RUNS's size as its budget, and must be smaller to win.
     let try_runs = runs * 2 <= n;
     let short_runs = (n + 8) / 4;
-    if try_runs {
-        if let Some(c) = encode_runs(v, &mut scratch, runs, usize::MAX) {
+    if let Some(scratch) = scratch.as_mut().filter(|_| try_runs) {
+        if let Some(c) = encode_runs(v, scratch, runs, usize::MAX) {
             if c.len() <= short_runs {
                 out.extend_from_slice(&c);
                 return;
@@ -585,11 +587,12 @@ fn encode_decj(
     }
     // value `i` in stream `i % 4`, so that a decoder follows four streams at once
     let cap = bits.div_ceil(32) as usize + 16;
-    let mut writers: [BitWriter; 4] =
-        std::array::from_fn(|_| BitWriter::new(Vec::with_capacity(cap)));
+    let mut writers = stream_writers(4, cap);
     let mut quads = ks.chunks_exact(4).zip(ms.chunks_exact(4));
     for (k4, m4) in &mut quads {
-        let [w0, w1, w2, w3] = &mut writers;
+        let [w0, w1, w2, w3] = &mut writers[..] else {
+            unreachable!("four writers")
+        };
         put(w0, k4[0], m4[0], lut);
         put(w1, k4[1], m4[1], lut);
         put(w2, k4[2], m4[2], lut);
@@ -599,7 +602,7 @@ fn encode_decj(
     for (j, (&k, &m)) in ks[tail..].iter().zip(&ms[tail..]).enumerate() {
         put(&mut writers[j], k, m, lut);
     }
-    finish_streams(Vec::from(writers), &mut out);
+    finish_streams(writers, &mut out);
     (Some(out), long)
 }
 

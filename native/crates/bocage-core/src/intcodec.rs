@@ -690,9 +690,7 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     huffman::for_each_code(&p.lens, |i, code| lut[p.syms[i] as usize] = code);
     out.extend_from_slice(&p.table);
     let ns = streams(k);
-    let mut writers: Vec<BitWriter> = (0..ns)
-        .map(|_| BitWriter::new(Vec::with_capacity(p.size.hi / ns + 16)))
-        .collect();
+    let mut writers = stream_writers(ns, p.size.hi / ns + 16);
     let mut t = 0usize;
     let mut i = 0usize;
     while i < k {
@@ -726,16 +724,44 @@ fn write_rhuff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     finish_streams(writers, out);
 }
 
-/// Appends the streams, each but the last preceded by its byte length.
+thread_local! {
+    /// Buffers of interleaved stream writers, kept by the thread between columns: a column
+    /// in four streams would otherwise allocate (and free) a buffer for each.
+    static STREAM_BUFS: std::cell::Cell<Vec<Vec<u8>>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `ns` bit writers, each with room for `cap` bytes, on buffers kept by the thread (handed
+/// back by `finish_streams`).
+pub(crate) fn stream_writers(ns: usize, cap: usize) -> Vec<BitWriter> {
+    let mut pool = STREAM_BUFS.take();
+    let mut writers = Vec::with_capacity(ns);
+    for _ in 0..ns {
+        let mut b = pool.pop().unwrap_or_default();
+        b.clear();
+        b.reserve(cap);
+        writers.push(BitWriter::new(b));
+    }
+    STREAM_BUFS.set(pool);
+    writers
+}
+
+/// Appends the streams, each but the last preceded by its byte length, and hands their
+/// buffers back to the thread.
 pub(crate) fn finish_streams(writers: Vec<BitWriter>, out: &mut Vec<u8>) {
     let ns = writers.len();
-    let bodies: Vec<Vec<u8>> = writers.into_iter().map(BitWriter::finish).collect();
+    let mut pool = STREAM_BUFS.take();
+    let start = pool.len();
+    pool.extend(writers.into_iter().map(BitWriter::finish));
+    let bodies = &pool[start..];
     for b in &bodies[..ns - 1] {
         put_varint(out, b.len() as u64);
     }
-    for b in &bodies {
+    for b in bodies {
         out.extend_from_slice(b);
     }
+    // (an unusually long column's buffers are freed rather than kept)
+    pool.retain(|b| b.capacity() <= crate::scratch::REUSED_MAX);
+    STREAM_BUFS.set(pool);
 }
 
 thread_local! {
@@ -773,12 +799,17 @@ fn take_hist(size: usize) -> Vec<u32> {
 /// zeroes them and returns the histogram to the thread's cache.
 fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<Vec<(u32, u32)>> {
     let mut used = Reused::take(&USED);
-    for (s, c) in hist[..=top_bin as usize].iter_mut().enumerate() {
-        if *c > 0 {
-            used.push((s as u32, *c));
-            *c = 0;
-        }
+    // without a branch per bin (whether a bin is used is as good as random): every bin is
+    // written at the end, which only moves on past a used one
+    let bins = &mut hist[..=top_bin as usize];
+    used.resize(bins.len(), (0, 0));
+    let mut n = 0;
+    for (s, c) in bins.iter_mut().enumerate() {
+        used[n] = (s as u32, *c);
+        n += (*c > 0) as usize;
+        *c = 0;
     }
+    used.truncate(n);
     HIST.with(|c| *c.borrow_mut() = hist);
     used
 }
@@ -954,26 +985,29 @@ fn push_levels(
             continue;
         }
         let start = flat.len();
-        flat.reserve(b - a);
         // the single values below 2^(m+1) stay as they are: copied at once (the first bin
         // above, coarsened, is past all of them)
         let exact = a + flat[a..b].partition_point(|&(s, _)| s < 2 << m);
         flat.extend_from_within(a..exact);
-        // bins stay increasing: each merges into the last one pushed or starts anew
+        // Bins stay increasing: each merges into the last one written or starts anew. Room
+        // for all of them is made first (zeroed), so that a bin is added to its slot without
+        // a branch on whether it merges (as good as random).
+        let mut w = flat.len();
+        flat.resize(w + (b - exact), (0, 0));
         let mut prev = u32::MAX;
         let mut more = 0u64;
         for i in exact..b {
             let (s, cnt) = flat[i];
-            let bin = coarser_bin(s, m);
+            // (`coarser_bin` of a bin from 2^(m+1) on)
+            let bin = (s >> 1) + (1 << m);
             more += cnt as u64;
-            if bin == prev {
-                let last = flat.len() - 1;
-                flat[last].1 += cnt;
-            } else {
-                flat.push((bin, cnt));
-                prev = bin;
-            }
+            let at = w - (bin == prev) as usize;
+            flat[at].0 = bin;
+            flat[at].1 += cnt;
+            w = at + 1;
+            prev = bin;
         }
+        flat.truncate(w);
         span[m as usize] = (start, flat.len());
         extras[m as usize] = extras[m as usize + 1] + more;
     }
@@ -1020,11 +1054,12 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     }
     // four streams, value `i` in stream `i % 4` (each stream its own writer in the loop)
     debug_assert_eq!(ns, 4);
-    let mut writers: [BitWriter; 4] =
-        std::array::from_fn(|_| BitWriter::new(Vec::with_capacity(p.size.hi / 4 + 16)));
+    let mut writers = stream_writers(4, p.size.hi / 4 + 16);
     let mut quads = r.chunks_exact(4);
     for q in &mut quads {
-        let [w0, w1, w2, w3] = &mut writers;
+        let [w0, w1, w2, w3] = &mut writers[..] else {
+            unreachable!("four writers")
+        };
         put(w0, q[0]);
         put(w1, q[1]);
         put(w2, q[2]);
@@ -1034,7 +1069,7 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
         put(bw, x);
     }
     LUT.set(lut);
-    finish_streams(Vec::from(writers), out);
+    finish_streams(writers, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1981,8 +2016,8 @@ mod tests {
             let bits = 14 + rnd() % 27;
             let r: Vec<i64> = (0..k)
                 .map(|_| {
-                    if rnd() % 6 == 0 {
-                        ((1u64 << (bits - 1)) | rnd() % (1 << (bits - 1))) as i64
+                    if rnd().is_multiple_of(6) {
+                        ((1u64 << (bits - 1)) | (rnd() % (1 << (bits - 1)))) as i64
                     } else {
                         0
                     }

@@ -51,15 +51,11 @@ pub fn alphabet(m: u32) -> usize {
 /// (`2^m <= t < 2^(m+1)`): bin `2^(m+1) + (e - 1) 2^m + (t - 2^m)`, extra bits `z mod 2^e`.
 #[inline]
 pub fn bin_of(z: u64, m: u32) -> (u32, u32) {
-    let lim = 1u64 << (m + 1);
-    if z < lim {
-        (z as u32, 0)
-    } else {
-        let bl = 64 - z.leading_zeros();
-        let e = bl - (m + 1);
-        let t = (z >> e) as u32;
-        ((lim as u32) + ((e - 1) << m) + (t - (1 << m)), e)
-    }
+    // Without a branch (whether a residual is below 2^(m+1) is as good as random): with `e`
+    // zero below, both cases are `t + e 2^m`, since `2^(m+1) + (e - 1) 2^m + (t - 2^m)` is.
+    let e = (64 - z.leading_zeros()).saturating_sub(m + 1);
+    let t = (z >> e) as u32;
+    (t + (e << m), e)
 }
 
 /// (lowest value, extra bits) of bin `s` at precision `m`.

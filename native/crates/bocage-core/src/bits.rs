@@ -56,7 +56,11 @@ impl BitWriter {
 
     pub fn finish(mut self) -> Vec<u8> {
         let bytes = self.n.div_ceil(8) as usize;
-        self.out.extend_from_slice(&self.buf.to_le_bytes()[..bytes]);
+        // (eight bytes stored, those pending kept: a copy of a variable length would call
+        // `memcpy`, whose branches on the length mispredict)
+        let len = self.out.len();
+        self.out.extend_from_slice(&self.buf.to_le_bytes());
+        self.out.truncate(len + bytes);
         self.out
     }
 }

@@ -61,15 +61,10 @@ pub fn bin_of(z: u64, m: u32) -> (u32, u32) {
 /// (lowest value, extra bits) of bin `s` at precision `m`.
 #[inline]
 pub fn bin_base(s: u32, m: u32) -> (u64, u32) {
-    let lim = 1u32 << (m + 1);
-    if s < lim {
-        (s as u64, 0)
-    } else {
-        let k = s - lim;
-        let e = (k >> m) + 1;
-        let t = (1u64 << m) | (k & ((1 << m) - 1)) as u64;
-        (t << e, e)
-    }
+    // (`e` is zero for the bins below 2^(m+1), else `(s - 2^(m+1)) / 2^m + 1`: no branch)
+    let e = (s >> m).saturating_sub(1);
+    let t = (1u64 << m) | (s & ((1 << m) - 1)) as u64;
+    (if e == 0 { s as u64 } else { t << e }, e)
 }
 
 thread_local! {
@@ -408,7 +403,7 @@ fn stats_with<const RUNS: bool>(r: &[i64], c: i64, top_m: u32) -> Stats {
         (Some(a), Some(b)) => bin_of(zigzag(a), top_m).0.max(bin_of(zigzag(b), top_m).0),
         _ => alphabet(top_m) as u32 - 1,
     };
-    let used = drain_hist(hist, top_bin);
+    let used = drain_hist(hist, top_bin, k);
     Stats {
         c,
         lo,
@@ -793,19 +788,30 @@ fn take_hist(size: usize) -> Vec<u32> {
 
 /// The used bins of `hist` (all at most `top_bin`) in increasing order with their counts;
 /// zeroes them and returns the histogram to the thread's cache.
-fn drain_hist(mut hist: Vec<u32>, top_bin: u32) -> Reused<Vec<(u32, u32)>> {
+fn drain_hist(mut hist: Vec<u32>, top_bin: u32, values: usize) -> Reused<Vec<(u32, u32)>> {
     let mut used = Reused::take(&USED);
-    // without a branch per bin (whether a bin is used is as good as random): every bin is
-    // written at the end, which only moves on past a used one
     let bins = &mut hist[..=top_bin as usize];
-    used.resize(bins.len(), (0, 0));
-    let mut n = 0;
-    for (s, c) in bins.iter_mut().enumerate() {
-        used[n] = (s as u32, *c);
-        n += (*c > 0) as usize;
-        *c = 0;
+    if values * 4 < bins.len() {
+        // few values over many bins (a short column of wide residuals): most bins are empty,
+        // and the branch on each mispredicts at most once a value
+        for (s, c) in bins.iter_mut().enumerate() {
+            if *c > 0 {
+                used.push((s as u32, *c));
+                *c = 0;
+            }
+        }
+    } else {
+        // without a branch per bin (whether a bin is used is as good as random): every bin
+        // is written at the end, which only moves on past a used one
+        used.resize(bins.len(), (0, 0));
+        let mut n = 0;
+        for (s, c) in bins.iter_mut().enumerate() {
+            used[n] = (s as u32, *c);
+            n += (*c > 0) as usize;
+            *c = 0;
+        }
+        used.truncate(n);
     }
-    used.truncate(n);
     HIST.with(|c| *c.borrow_mut() = hist);
     used
 }

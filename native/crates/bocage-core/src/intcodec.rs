@@ -1018,6 +1018,16 @@ fn push_levels(
 
 /// Writes a HUFF payload planned by `plan_basic`.
 fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
+    // When every used bin is a single value (narrow residuals: ranks, small counts), each
+    // residual is its own bin and `bin_of` is skipped.
+    if p.syms[p.syms.len() - 1] < 2 << p.m {
+        write_huff_with::<true>(r, out, c, p)
+    } else {
+        write_huff_with::<false>(r, out, c, p)
+    }
+}
+
+fn write_huff_with<const NARROW: bool>(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let ns = streams(r.len());
     put_varint(out, zigzag(c));
     out.push(p.m as u8);
@@ -1030,9 +1040,16 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
     let m = p.m;
     // (a function, not a closure, to be inlined at every use)
     #[inline(always)]
-    fn put_value(bw: &mut BitWriter, x: i64, c: i64, m: u32, first: u32, lut: &[(u32, u8)]) {
+    fn put_value<const NARROW: bool>(
+        bw: &mut BitWriter,
+        x: i64,
+        c: i64,
+        m: u32,
+        first: u32,
+        lut: &[(u32, u8)],
+    ) {
         let z = zigzag(x.wrapping_sub(c));
-        let (b, e) = bin_of(z, m);
+        let (b, e) = if NARROW { (z as u32, 0) } else { bin_of(z, m) };
         let (code, l) = lut[(b - first) as usize];
         let (code, l) = (code as u64, l as u32);
         if l + e <= 57 {
@@ -1042,7 +1059,7 @@ fn write_huff(r: &[i64], out: &mut Vec<u8>, c: i64, p: &HuffPlan) {
             bw.write(z, e);
         }
     }
-    let put = |bw: &mut BitWriter, x: i64| put_value(bw, x, c, m, first, &lut);
+    let put = |bw: &mut BitWriter, x: i64| put_value::<NARROW>(bw, x, c, m, first, &lut);
     if ns == 1 {
         // one stream: straight into `out`
         let mut bw = BitWriter::new(std::mem::take(out));

@@ -1000,8 +1000,7 @@ fn push_levels(
         let mut more = 0u64;
         for i in exact..b {
             let (s, cnt) = flat[i];
-            // (`coarser_bin` of a bin from 2^(m+1) on)
-            let bin = (s >> 1) + (1 << m);
+            let bin = coarser_bin(s, m);
             more += cnt as u64;
             let at = w - (bin == prev) as usize;
             flat[at].0 = bin;

@@ -199,6 +199,17 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
     }
     let ks = &mut kbuf[..nk];
     let sampled = n.div_ceil(step);
+    // The dictionary of RUNS (a nested column) never tries DECK after DECJ: its few sorted
+    // values made DECK's two integer columns a third of its time, and on the shared data and
+    // the hash harness's random columns DECK won two dictionaries (by 2 and 3 bytes), both
+    // inside RUNS candidates that lost: no column's bytes change.
+    let deck = |top_level: TryDeck| {
+        if allow_runs {
+            top_level
+        } else {
+            TryDeck::Never
+        }
+    };
     if ks.len() * 4 >= sampled * 3 {
         ks.sort_unstable();
         let e = ks[(ks.len() * 9 / 10).min(ks.len() - 1)];
@@ -212,7 +223,7 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
             // An exponent per value: DECJ alone (smaller than DEC and DECK on almost every
             // such column); DEC too where DECJ cannot code the column or finds long decimals
             // (whose mantissas DEC's differences may code better).
-            let (deck, others) = encode_deck(v, budget(&best, n), false);
+            let (deck, others) = encode_deck(v, budget(&best, n), deck(TryDeck::IfLong));
             if let Some(c) = deck {
                 consider(c, &mut best);
             }
@@ -228,13 +239,13 @@ fn encode_floats_depth(v: &[f64], out: &mut Vec<u8>, allow_runs: bool) {
                 consider(c, &mut best);
             }
             if dec_failed && !try_runs {
-                if let (Some(c), _) = encode_deck(v, budget(&best, n), true) {
+                if let (Some(c), _) = encode_deck(v, budget(&best, n), deck(TryDeck::Always)) {
                     consider(c, &mut best);
                 }
             }
         }
     } else if !ks.is_empty() && !try_runs {
-        if let (Some(c), _) = encode_deck(v, budget(&best, n), true) {
+        if let (Some(c), _) = encode_deck(v, budget(&best, n), deck(TryDeck::Always)) {
             consider(c, &mut best);
         }
     }
@@ -481,15 +492,24 @@ fn dec_mantissas_fma(
     )
 }
 
-/// An exponent per value, coded by DECJ, and `with_deck` (or when the mantissas are long)
-/// also by DECK (given DECJ's size as its budget) to keep the smaller: `None` when too many
+/// Whether `encode_deck` also tries DECK after DECJ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TryDeck {
+    Never,
+    /// when the mantissas are long
+    IfLong,
+    Always,
+}
+
+/// An exponent per value, coded by DECJ, and as `deck` says also by DECK (given DECJ's
+/// size as its budget) to keep the smaller: `None` when too many
 /// values are not short decimals, or when the column would take `budget` bytes or more. The
 /// second result tells whether other codings are worth trying: when the values are not
 /// short decimals, or their mantissas are long. DECK's integer columns can code the
 /// differences of long, correlated mantissas (values DEC could not code), which DECJ codes
 /// by their lengths alone; on short decimals of varied lengths (a sample calling for an
 /// exponent per value) DECJ is smaller almost always, and alone several times faster.
-fn encode_deck(v: &[f64], budget: usize, with_deck: bool) -> (Option<Vec<u8>>, bool) {
+fn encode_deck(v: &[f64], budget: usize, deck: TryDeck) -> (Option<Vec<u8>>, bool) {
     let mut ks = Reused::take(&EXPONENTS);
     let mut ms = Reused::take(&MANTISSAS);
     let mut hist = Reused::take(&DECJ_HIST);
@@ -499,8 +519,13 @@ fn encode_deck(v: &[f64], budget: usize, with_deck: bool) -> (Option<Vec<u8>>, b
         return (None, true);
     };
     let (decj, long) = encode_decj(&ks, &ms, &mut hist.0, seen, budget);
-    if !with_deck && !long {
-        return (decj, false);
+    let with_deck = match deck {
+        TryDeck::Never => false,
+        TryDeck::IfLong => long,
+        TryDeck::Always => true,
+    };
+    if !with_deck {
+        return (decj, long);
     }
     let budget = decj.as_ref().map_or(budget, Vec::len);
     // (the integer coder may finish a column at or over its budget: the smaller is kept)
@@ -2097,7 +2122,7 @@ mod tests {
                 .0
                 .unwrap();
             let d = deck_columns(&ks, &ms, usize::MAX).unwrap();
-            let (got, _) = encode_deck(&v, usize::MAX, true);
+            let (got, _) = encode_deck(&v, usize::MAX, TryDeck::Always);
             assert_eq!(got.unwrap().len(), j.len().min(d.len()), "n = {n}");
         }
     }

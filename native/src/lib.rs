@@ -203,6 +203,11 @@ impl ValuesArg<'_> {
 /// Values keep their kind: floating dtypes become float64, integer dtypes int64.
 fn values_arg<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<ValuesArg<'py>> {
     let arr = as_ndarray(obj, what)?;
+    // (float64 first, the usual case: taken without reading the dtype's kind or converting
+    // the array twice)
+    if let Some(a) = typed::<f64>(&arr) {
+        return Ok(ValuesArg::F64(a));
+    }
     match arr.dtype().kind() {
         b'f' => Ok(ValuesArg::F64(float_arg(arr.as_any(), what, false)?)),
         b'i' | b'u' => Ok(ValuesArg::I64(int_arg(arr.as_any(), what)?)),
